@@ -1,0 +1,405 @@
+"""Image datasets for examples and benchmarks, loaded offline when possible."""
+
+import gzip
+import os
+import zipfile
+import zlib
+from functools import partial
+from pathlib import Path
+
+import keras
+import numpy as np
+from sklearn.datasets import load_digits as _sklearn_load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.utils import Bunch
+
+__all__ = ["load_digits", "load_mnist", "train_test_split_dataset"]
+
+_MNIST_SHAPE = (28, 28)
+_MNIST_NPZ = "mnist.npz"
+_MNIST_IDX = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+# IDX magic numbers: two zero bytes, 0x08 (unsigned byte), then the number of
+# dimensions.
+_IDX_IMAGES_MAGIC = 2051
+_IDX_LABELS_MAGIC = 2049
+_MNIST_DESCRIPTION = """\
+MNIST handwritten digits (LeCun, Cortes and Burges).
+
+28x28 grayscale images of the digits 0-9, pixel values 0 (background) to 255
+(ink), stored as uint8. The official split has 60,000 training and 10,000 test
+images. License: CC BY-SA 3.0.
+"""
+
+
+def load_digits():
+    """Load the UCI ML hand-written digits dataset bundled with scikit-learn.
+
+    1797 grayscale images of 8x8 pixels with values 0 to 16. Nothing is
+    downloaded.
+
+    Returns
+    -------
+    dataset : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with the following attributes.
+
+        data : ndarray of shape (1797, 64), dtype float64
+            Flattened images.
+        target : ndarray of shape (1797,), dtype int64
+            Digit of each image.
+        images : ndarray of shape (1797, 8, 8), dtype float64
+            The images, sharing memory with ``data``.
+        image_shape : tuple of int
+            ``(8, 8)``.
+        variant : str
+            ``"uci-digits"``.
+        description : str
+            Full description of the dataset.
+        source : str
+            ``"sklearn.datasets.load_digits"``.
+
+    See Also
+    --------
+    load_mnist : The larger 28x28 MNIST digits.
+    train_test_split_dataset : Split a dataset for benchmarking.
+
+    Examples
+    --------
+    >>> from skae.datasets import load_digits
+    >>> digits = load_digits()
+    >>> digits.data.shape, digits.images.shape, digits.target[:5]
+    ((1797, 64), (1797, 8, 8), array([0, 1, 2, 3, 4]))
+    """
+    digits = _sklearn_load_digits()
+    data = digits.data.astype(np.float64, copy=False)
+    return Bunch(
+        data=data,
+        target=digits.target.astype(np.int64, copy=False),
+        images=data.reshape(-1, 8, 8),
+        image_shape=(8, 8),
+        variant="uci-digits",
+        description=digits.DESCR,
+        source="sklearn.datasets.load_digits",
+    )
+
+
+def load_mnist(data_home=None, *, download=True):
+    """Load MNIST from local files, downloading it with Keras as a last resort.
+
+    Directories are searched in this order, and the first one holding a
+    complete copy wins:
+
+    1. ``data_home``;
+    2. the environment variable ``SKAE_DATA_HOME``;
+    3. Keras' download cache, ``$KERAS_HOME/datasets`` (by default
+       ``~/.keras/datasets``).
+
+    In each directory, Keras' ``mnist.npz`` (keys ``x_train``, ``y_train``,
+    ``x_test``, ``y_test``) is preferred, then the four original IDX files
+    (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+    ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``, gzipped or
+    not), then the two ``t10k-*`` IDX files alone (the official test set).
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        Directory searched first.
+
+    download : bool, default=True
+        If no local copy is found, call ``keras.datasets.mnist.load_data()``,
+        which needs internet access and caches ``mnist.npz`` where the next
+        call finds it.
+
+    Returns
+    -------
+    dataset : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with the following attributes.
+
+        data : ndarray of shape (n_samples, 784), dtype uint8
+            Flattened images, pixel values 0 to 255 as distributed; scale them
+            yourself (for instance divide by 255).
+        target : ndarray of shape (n_samples,), dtype int64
+            Digit of each image.
+        images : ndarray of shape (n_samples, 28, 28), dtype uint8
+            The images, sharing memory with ``data``.
+        image_shape : tuple of int
+            ``(28, 28)``.
+        variant : {"full-70k", "test-10k"}
+            ``"full-70k"``: the 60,000 training images followed by the 10,000
+            test images. ``"test-10k"``: only the official test set was found.
+        train_index, test_index : ndarray of int
+            Rows of the official training and test sets. Only present when
+            ``variant == "full-70k"``.
+        description : str
+            Description of the dataset.
+        source : str
+            The file(s) read, comma-separated, or
+            ``"keras.datasets.mnist.load_data"`` after a download.
+
+    Raises
+    ------
+    FileNotFoundError
+        If no local copy is found and ``download=False`` or the download
+        fails. The message lists every place searched.
+    ValueError
+        If a file is corrupt, truncated or inconsistent.
+
+    See Also
+    --------
+    load_digits : Small 8x8 digits, always available offline.
+    train_test_split_dataset : Split a dataset for benchmarking.
+
+    Examples
+    --------
+    A directory holding Keras' ``mnist.npz`` (here a tiny stand-in):
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from skae.datasets import load_mnist
+    >>> x = np.zeros((3, 28, 28), dtype=np.uint8)
+    >>> y = np.array([0, 1, 2], dtype=np.uint8)
+    >>> with tempfile.TemporaryDirectory() as home:
+    ...     np.savez(Path(home) / "mnist.npz", x_train=x, y_train=y,
+    ...              x_test=x[:1], y_test=y[:1])
+    ...     mnist = load_mnist(home, download=False)
+    >>> mnist.variant, mnist.data.shape, mnist.data.dtype
+    ('full-70k', (4, 784), dtype('uint8'))
+    >>> mnist.test_index
+    array([3])
+    """
+    directories = _mnist_search_path(data_home)
+    for directory in directories:
+        load = _find_mnist(directory)
+        if load is not None:
+            return load()
+
+    if download:
+        try:
+            train, test = keras.datasets.mnist.load_data()
+        except Exception as exc:  # get_file raises a bare Exception offline.
+            reason = f"keras.datasets.mnist.load_data() failed: {exc}"
+        else:
+            return _mnist_bunch(train, test, "keras.datasets.mnist.load_data")
+    else:
+        reason = "download=False"
+
+    searched = "\n".join(
+        f"  {d}" + ("" if d.is_dir() else " (does not exist)") for d in directories
+    )
+    idx_names = ", ".join(
+        f"{name}[.gz]" for pair in _MNIST_IDX.values() for name in pair
+    )
+    raise FileNotFoundError(
+        f"MNIST was not found locally and was not downloaded ({reason}).\n"
+        f"Looked for {_MNIST_NPZ} or the IDX files {idx_names} in:\n{searched}\n"
+        "To provide the data, pass data_home= or set the environment variable "
+        f"SKAE_DATA_HOME to a directory containing {_MNIST_NPZ} or the IDX "
+        ".gz files (the two t10k files alone give the 10k test set)."
+    )
+
+
+def train_test_split_dataset(dataset, *, test_size=None, random_state=None):
+    """Split a dataset into training and held-out sets for benchmarking.
+
+    When the dataset carries an official split (MNIST ``"full-70k"``) and
+    ``test_size`` is None, that split is used and ``random_state`` is
+    irrelevant. Otherwise the samples are split at random, stratified by
+    ``target``, with half of them held out unless ``test_size`` says
+    otherwise.
+
+    Parameters
+    ----------
+    dataset : :class:`~sklearn.utils.Bunch`
+        As returned by :func:`load_digits` or :func:`load_mnist`: ``data``,
+        ``target`` and, optionally, ``train_index`` and ``test_index``.
+
+    test_size : float or int, default=None
+        Fraction (float) or number (int) of held-out samples, as in
+        :func:`sklearn.model_selection.train_test_split`. None means the
+        official split if there is one, else 0.5.
+
+    random_state : int, RandomState instance or None, default=None
+        Controls the shuffling of the random split. Pass an int for
+        reproducible output.
+
+    Returns
+    -------
+    X_train, X_test, y_train, y_test : ndarray
+        The same order as :func:`sklearn.model_selection.train_test_split`.
+
+    Examples
+    --------
+    >>> from skae.datasets import load_digits, train_test_split_dataset
+    >>> X_train, X_test, y_train, y_test = train_test_split_dataset(
+    ...     load_digits(), random_state=0)
+    >>> X_train.shape, X_test.shape
+    ((898, 64), (899, 64))
+    """
+    X, y = dataset.data, dataset.target
+    if test_size is None and "train_index" in dataset:
+        train, test = dataset.train_index, dataset.test_index
+        return X[train], X[test], y[train], y[test]
+    return train_test_split(
+        X,
+        y,
+        test_size=0.5 if test_size is None else test_size,
+        random_state=random_state,
+        stratify=y,
+    )
+
+
+def _mnist_search_path(data_home):
+    """Directories to search for MNIST, in order, without duplicates."""
+    keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    candidates = [
+        data_home,
+        os.environ.get("SKAE_DATA_HOME"),
+        Path(keras_home) / "datasets",
+    ]
+    directories = []
+    for candidate in candidates:
+        if candidate:
+            directory = Path(candidate).expanduser()
+            if directory not in directories:
+                directories.append(directory)
+    return directories
+
+
+def _find_mnist(directory):
+    """Return a callable loading the best copy of MNIST in `directory`, or None."""
+    npz = directory / _MNIST_NPZ
+    if npz.is_file():
+        return partial(_load_mnist_npz, npz)
+    found = {}
+    for subset, names in _MNIST_IDX.items():
+        paths = [_find_file(directory, (f"{name}.gz", name)) for name in names]
+        if None not in paths:
+            found[subset] = paths
+    if "test" not in found:
+        return None
+    return partial(_load_mnist_idx, found.get("train"), found["test"])
+
+
+def _find_file(directory, names):
+    return next(
+        (directory / name for name in names if (directory / name).is_file()), None
+    )
+
+
+def _load_mnist_npz(path):
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in keys if key not in npz.files]
+            arrays = {key: npz[key] for key in keys if key in npz.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(
+            f"Expected a readable npz file. Received: {path} ({exc})"
+        ) from exc
+    if missing:
+        raise ValueError(
+            f"Expected an npz file with arrays {', '.join(keys)}. Received: "
+            f"{path} without {', '.join(missing)}"
+        )
+    train = (arrays["x_train"], arrays["y_train"])
+    test = (arrays["x_test"], arrays["y_test"])
+    for images, labels in (train, test):
+        _check_mnist_arrays(images, labels, path)
+    return _mnist_bunch(train, test, str(path))
+
+
+def _load_mnist_idx(train_paths, test_paths):
+    subsets = [test_paths] if train_paths is None else [train_paths, test_paths]
+    loaded = []
+    for images_path, labels_path in subsets:
+        images = _read_idx(images_path, _IDX_IMAGES_MAGIC)
+        labels = _read_idx(labels_path, _IDX_LABELS_MAGIC)
+        _check_mnist_arrays(images, labels, images_path, labels_path)
+        loaded.append((images, labels))
+    source = ", ".join(str(path) for paths in subsets for path in paths)
+    if train_paths is None:
+        return _mnist_bunch(None, loaded[0], source)
+    return _mnist_bunch(loaded[0], loaded[1], source)
+
+
+def _read_idx(path, magic):
+    """Read an IDX file of unsigned bytes, checking its header and length."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(
+            f"Expected a readable IDX file. Received: {path} ({exc})"
+        ) from exc
+
+    found_magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if found_magic != magic:
+        raise ValueError(
+            f"Expected an IDX file with magic number {magic}. Received: {path} "
+            f"with magic number={found_magic}"
+        )
+    ndim = raw[3]
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise ValueError(
+            f"Expected a complete IDX header of {header_size} bytes. "
+            f"Received: {path} with {len(raw)} bytes"
+        )
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    expected_size = header_size + int(np.prod(shape))
+    if len(raw) != expected_size:
+        raise ValueError(
+            f"Expected {expected_size} bytes for an IDX array of shape {shape}. "
+            f"Received: {path} with {len(raw)} bytes (truncated or corrupt file)"
+        )
+    # frombuffer views the immutable bytes; copy so that callers get a
+    # writable array like the one np.load returns.
+    return np.frombuffer(raw, np.uint8, offset=header_size).reshape(shape).copy()
+
+
+def _check_mnist_arrays(images, labels, *paths):
+    where = " and ".join(str(path) for path in paths)
+    if images.dtype != np.uint8 or images.shape[1:] != _MNIST_SHAPE:
+        raise ValueError(
+            f"Expected uint8 images of shape (n, 28, 28). Received: images of "
+            f"shape {images.shape} and dtype {images.dtype} in {where}"
+        )
+    if labels.shape != images.shape[:1]:
+        raise ValueError(
+            f"Expected one label per image ({images.shape[0]}). Received: "
+            f"labels of shape {labels.shape} in {where}"
+        )
+    if labels.size and not (0 <= labels.min() and labels.max() <= 9):
+        raise ValueError(
+            "Expected labels between 0 and 9. Received: labels from "
+            f"{labels.min()} to {labels.max()} in {where}"
+        )
+
+
+def _mnist_bunch(train, test, source):
+    x_test, y_test = test
+    if train is None:
+        images, target, split = x_test, y_test, {}
+    else:
+        x_train, y_train = train
+        images = np.concatenate([x_train, x_test])
+        target = np.concatenate([y_train, y_test])
+        n_train = len(x_train)
+        split = {
+            "train_index": np.arange(n_train),
+            "test_index": np.arange(n_train, len(images)),
+        }
+    return Bunch(
+        data=images.reshape(len(images), -1),
+        target=target.astype(np.int64),
+        images=images,
+        image_shape=_MNIST_SHAPE,
+        variant="test-10k" if train is None else "full-70k",
+        description=_MNIST_DESCRIPTION,
+        source=source,
+        **split,
+    )

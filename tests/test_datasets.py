@@ -1,0 +1,255 @@
+import gzip
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import sklearn.datasets
+
+from skae.datasets import load_digits, load_mnist, train_test_split_dataset
+
+MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+IDX_NAMES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
+
+
+@pytest.fixture(autouse=True)
+def isolated_search_path(monkeypatch, tmp_path):
+    """Keep the user's SKAE_DATA_HOME and Keras cache out of every test."""
+    monkeypatch.delenv("SKAE_DATA_HOME", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+
+
+def write_idx(path, array):
+    magic = 2051 if array.ndim == 3 else 2049
+    header = np.array([magic, *array.shape], dtype=">u4").tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def fake_mnist(n_train=6, n_test=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x_train = rng.integers(0, 256, size=(n_train, 28, 28), dtype=np.uint8)
+    x_test = rng.integers(0, 256, size=(n_test, 28, 28), dtype=np.uint8)
+    # Two of each class, so that a stratified split is possible.
+    y_train = (np.arange(n_train) % 2).astype(np.uint8)
+    y_test = (np.arange(n_test) % 2).astype(np.uint8)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def write_fake_idx(directory, gzipped=True, subsets=("train", "t10k")):
+    (x_train, y_train), (x_test, y_test) = fake_mnist()
+    arrays = {"train": (x_train, y_train), "t10k": (x_test, y_test)}
+    suffix = ".gz" if gzipped else ""
+    for subset in subsets:
+        images, labels = arrays[subset]
+        write_idx(directory / f"{subset}-images-idx3-ubyte{suffix}", images)
+        write_idx(directory / f"{subset}-labels-idx1-ubyte{suffix}", labels)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def write_fake_npz(path, seed=0):
+    (x_train, y_train), (x_test, y_test) = fake_mnist(seed=seed)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def test_load_digits():
+    digits = load_digits()
+    reference = sklearn.datasets.load_digits()
+    assert digits.data.shape == (1797, 64) and digits.data.dtype == np.float64
+    assert digits.target.dtype == np.int64
+    assert digits.images.shape == (1797, 8, 8)
+    assert np.shares_memory(digits.images, digits.data)
+    np.testing.assert_array_equal(digits.images, reference.images)
+    np.testing.assert_array_equal(digits.target, reference.target)
+    assert digits.image_shape == (8, 8)
+    assert digits.variant == "uci-digits"
+    assert digits.source == "sklearn.datasets.load_digits"
+    assert "digits" in digits.description.lower()
+
+
+@pytest.mark.skipif(
+    not MNIST_DIR.is_dir(),
+    reason=f"official MNIST test set not found at {MNIST_DIR}",
+)
+def test_load_mnist_official_test_set():
+    mnist = load_mnist(MNIST_DIR, download=False)
+    assert mnist.variant == "test-10k"
+    assert mnist.data.shape == (10000, 784) and mnist.data.dtype == np.uint8
+    assert mnist.images.shape == (10000, 28, 28)
+    assert np.shares_memory(mnist.images, mnist.data)
+    assert (mnist.data.min(), mnist.data.max()) == (0, 255)
+    np.testing.assert_array_equal(mnist.target[:10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
+    np.testing.assert_array_equal(
+        np.bincount(mnist.target),
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
+    )
+    assert "train_index" not in mnist
+    assert "t10k-images-idx3-ubyte.gz" in mnist.source
+    assert "t10k-labels-idx1-ubyte.gz" in mnist.source
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_load_mnist_idx_train_and_test(tmp_path, gzipped):
+    (x_train, y_train), (x_test, y_test) = write_fake_idx(tmp_path, gzipped)
+    mnist = load_mnist(tmp_path, download=False)
+    assert mnist.variant == "full-70k"
+    np.testing.assert_array_equal(mnist.images, np.concatenate([x_train, x_test]))
+    np.testing.assert_array_equal(mnist.target, np.concatenate([y_train, y_test]))
+    assert mnist.target.dtype == np.int64
+    np.testing.assert_array_equal(mnist.train_index, np.arange(6))
+    np.testing.assert_array_equal(mnist.test_index, np.arange(6, 10))
+    assert mnist.source.count(str(tmp_path)) == 4
+
+
+def test_load_mnist_npz_is_preferred_over_idx(tmp_path):
+    write_fake_idx(tmp_path)
+    _, (x_test, y_test) = write_fake_npz(tmp_path / "mnist.npz", seed=1)
+    mnist = load_mnist(str(tmp_path), download=False)
+    assert mnist.variant == "full-70k"
+    assert mnist.source == str(tmp_path / "mnist.npz")
+    assert mnist.data.shape == (10, 784) and mnist.data.dtype == np.uint8
+    np.testing.assert_array_equal(mnist.images[mnist.test_index], x_test)
+    np.testing.assert_array_equal(mnist.target[mnist.test_index], y_test)
+
+
+def test_load_mnist_full_idx_is_preferred_over_test_only(tmp_path):
+    write_fake_idx(tmp_path, subsets=("t10k",))
+    assert load_mnist(tmp_path, download=False).variant == "test-10k"
+    write_fake_idx(tmp_path, subsets=("train",))
+    assert load_mnist(tmp_path, download=False).variant == "full-70k"
+
+
+def test_load_mnist_search_order(tmp_path, monkeypatch):
+    argument, env, keras_datasets = (tmp_path / d for d in ("arg", "env", "keras"))
+    for directory in (argument, env, keras_datasets / "datasets"):
+        directory.mkdir(parents=True)
+        write_fake_npz(directory / "mnist.npz")
+    monkeypatch.setenv("SKAE_DATA_HOME", str(env))
+    monkeypatch.setenv("KERAS_HOME", str(keras_datasets))
+
+    assert load_mnist(argument, download=False).source.startswith(str(argument))
+    assert load_mnist(download=False).source.startswith(str(env))
+    monkeypatch.delenv("SKAE_DATA_HOME")
+    assert load_mnist(download=False).source.startswith(str(keras_datasets))
+    # A directory without a complete copy is skipped.
+    write_fake_idx(argument, subsets=("train",))
+    (argument / "mnist.npz").unlink()
+    assert load_mnist(argument, download=False).source.startswith(str(keras_datasets))
+
+
+def test_load_mnist_not_found_lists_places_searched(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKAE_DATA_HOME", str(tmp_path / "env"))
+    with pytest.raises(FileNotFoundError) as excinfo:
+        load_mnist(tmp_path / "arg", download=False)
+    message = str(excinfo.value)
+    for place in ["arg", "env", str(Path("keras_home", "datasets"))]:
+        assert str(tmp_path / place) in message
+    for name in ["mnist.npz", *IDX_NAMES]:
+        assert name in message
+    assert "download=False" in message
+    assert "SKAE_DATA_HOME" in message and "data_home=" in message
+
+
+def test_load_mnist_download_failure(tmp_path, monkeypatch):
+    def offline():
+        raise Exception("URL fetch failure: no internet")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(FileNotFoundError, match="no internet") as excinfo:
+        load_mnist(tmp_path, download=True)
+    assert str(tmp_path) in str(excinfo.value)
+
+
+def test_load_mnist_download(tmp_path, monkeypatch):
+    (x_train, _), (x_test, _) = fake_mnist()
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", fake_mnist)
+    mnist = load_mnist(tmp_path)
+    assert mnist.variant == "full-70k"
+    assert mnist.source == "keras.datasets.mnist.load_data"
+    np.testing.assert_array_equal(mnist.images[mnist.train_index], x_train)
+    np.testing.assert_array_equal(mnist.images[mnist.test_index], x_test)
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-5])
+
+
+def _corrupt_gzip(path):
+    data = bytearray(path.read_bytes())
+    data[20:30] = b"\x00" * 10
+    path.write_bytes(bytes(data))
+
+
+def _swap_magic(path):
+    labels = path.with_name("t10k-labels-idx1-ubyte")
+    path.write_bytes(labels.read_bytes())
+
+
+def _too_many_labels(path):
+    write_idx(path.with_name("t10k-labels-idx1-ubyte"), np.zeros(5))
+
+
+def _bad_label(path):
+    write_idx(path.with_name("t10k-labels-idx1-ubyte"), np.full(4, 12))
+
+
+@pytest.mark.parametrize(
+    "corrupt, gzipped, match",
+    [
+        (_truncate, False, "truncated"),
+        (_truncate, True, "readable IDX"),
+        (_corrupt_gzip, True, "readable IDX"),
+        (_swap_magic, False, "magic number 2051"),
+        (_too_many_labels, False, "one label per image"),
+        (_bad_label, False, "labels between 0 and 9"),
+    ],
+)
+def test_load_mnist_corrupt_idx(tmp_path, corrupt, gzipped, match):
+    write_fake_idx(tmp_path, gzipped, subsets=("t10k",))
+    images = tmp_path / ("t10k-images-idx3-ubyte" + (".gz" if gzipped else ""))
+    corrupt(images)
+    with pytest.raises(ValueError, match=match) as excinfo:
+        load_mnist(tmp_path, download=False)
+    assert "t10k-" in str(excinfo.value) and str(tmp_path) in str(excinfo.value)
+
+
+def test_load_mnist_bad_npz(tmp_path):
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match=r"mnist\.npz without y_train, x_test, y_test"):
+        load_mnist(tmp_path, download=False)
+    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 not really a zip file")
+    with pytest.raises(ValueError, match=r"readable npz.*mnist\.npz"):
+        load_mnist(tmp_path, download=False)
+    x = np.zeros((2, 28, 28), np.float32)
+    y = np.zeros(2, np.uint8)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    with pytest.raises(ValueError, match="uint8 images"):
+        load_mnist(tmp_path, download=False)
+
+
+def test_split_uses_official_split(tmp_path):
+    write_fake_idx(tmp_path)
+    mnist = load_mnist(tmp_path, download=False)
+    X_train, X_test, _, y_test = train_test_split_dataset(mnist)
+    np.testing.assert_array_equal(X_train, mnist.data[:6])
+    np.testing.assert_array_equal(X_test, mnist.data[6:])
+    np.testing.assert_array_equal(y_test, mnist.target[6:])
+    # An explicit test_size asks for a random split of all the samples instead.
+    X_train, X_test, _, _ = train_test_split_dataset(mnist, test_size=5, random_state=0)
+    assert len(X_train) == len(X_test) == 5
+
+
+def test_split_is_stratified_half_and_reproducible():
+    digits = load_digits()
+    X_train, X_test, y_train, y_test = train_test_split_dataset(digits, random_state=0)
+    assert (len(X_train), len(X_test)) == (898, 899)
+    assert np.abs(np.bincount(y_train) - np.bincount(y_test)).max() <= 1
+    again = train_test_split_dataset(digits, random_state=0)
+    np.testing.assert_array_equal(again[1], X_test)
