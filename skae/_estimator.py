@@ -350,6 +350,8 @@ class AutoencoderTransformer(
         self.n_components_ = self.n_components
         self.history_ = history if history is not None else {}
         self.n_iter_ = n_iter
+        # Created here, filled on first use: transform must not change __dict__.
+        self._inference = {}
 
     def _resolve_scaling(self, X, loss):
         if self.scaling != "auto":
@@ -503,9 +505,15 @@ class AutoencoderTransformer(
         return cache[model_name]
 
     def __getstate__(self):
+        # Compiled functions do not pickle; they are rebuilt on first use.
         state = super().__getstate__()
         state.pop("_inference", None)
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "encoder_" in state:
+            self._inference = {}
 
     @property
     def _n_features_out(self):
