@@ -310,7 +310,7 @@ def test_pipeline_with_logistic_regression(digits):
 def test_grid_search_with_default_score(digits, n_jobs):
     X, _ = digits
     search = GridSearchCV(
-        small(epochs=10),
+        small(epochs=20, noise=0.0),
         {"n_components": [2, 8], "hidden_layer_sizes": [(8,), (32,)]},
         cv=2,
         n_jobs=n_jobs,
@@ -367,7 +367,7 @@ def test_set_output_polars(digits):
         (np.array([["a", "b"], ["c", "d"]]), "could not convert|dtype"),
         (np.empty((0, 3)), "0 sample"),
         (np.ones((1, 3)), "1 sample"),
-        (np.ones((4, 3, 2)), "dim 3"),
+        (np.ones((4, 3, 2)), r"Expected a 2-D X.*Received: X with shape \(4, 3, 2\)"),
         (np.ones(5), "2D array"),
     ],
     ids=["nan", "inf", "strings", "empty", "one-sample", "3d", "1d"],
