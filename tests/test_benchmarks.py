@@ -1,0 +1,428 @@
+"""Tests of the benchmark suite in benchmarks/ (run from the repository root)."""
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import _report
+from benchmarks.__main__ import _json_safe, parse_args
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
+
+
+def run_module(*args, timeout=300):
+    """Run ``python -m <args>`` from the repository root; fail with its output."""
+    env = dict(os.environ, MPLBACKEND="Agg")
+    completed = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
+def is_finite_number(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@pytest.fixture
+def no_mnist_anywhere(tmp_path, monkeypatch):
+    """Hide every copy of MNIST the benchmark could find."""
+    from benchmarks import _data
+
+    monkeypatch.delenv("SKAE_DATA_HOME", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setattr(_data, "SHARED_MNIST", tmp_path / "no-shared-copy")
+
+
+# -- end to end ----------------------------------------------------------------
+
+
+def test_quick_digits_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    run_module("benchmarks", "--quick", "--datasets", "digits", "--out", str(out))
+
+    for name in (
+        "results.json",
+        "report.md",
+        "digits_embeddings_2d.png",
+        "digits_reconstructions_8d.png",
+        "digits_training_curve.png",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "digits_embeddings_2d.png").read_bytes()[:4] == b"\x89PNG"
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["quick"] is True
+    assert results["config"]["seeds"] == [0]
+    assert results["datasets"]["digits"]["status"] == "ok"
+    assert "mnist" not in results["datasets"]  # not requested
+    versions = results["environment"]["versions"]
+    for package in ("skae", "keras", "tensorflow", "scikit-learn", "numpy"):
+        assert versions[package]
+    assert results["environment"]["machine"]["cpu_count"] >= 1
+    assert len(results["runs"]) == 2 * 2  # two code sizes, AE and PCA, one seed
+
+    for code in ("2", "8"):
+        for method in ("autoencoder", "pca"):
+            cell = results["summary"]["digits"][code][method]
+            for metric in _report.METRICS:
+                assert is_finite_number(cell[metric]["mean"]), (code, method, metric)
+    # Held-out reconstructions are in input units: digits pixels are 0-16.
+    assert (
+        0
+        < results["summary"]["digits"]["8"]["pca"]["reconstruction_mse"]["mean"]
+        < 16**2
+    )
+    statuses = {row["status"] for row in results["targets"]}
+    assert statuses <= {"PASS", "MISS"} and statuses
+
+    report = (out / "report.md").read_text()
+    assert "### 2-D code" in report and "### 8-D code" in report
+    assert "| Autoencoder (skae) |" in report and "| PCA |" in report
+    assert "kNN acc ↑" in report and "Davies-B. ↓" in report
+    assert "## Targets" in report and "Quick run" in report
+    assert "(digits_embeddings_2d.png)" in report
+
+
+def test_speed_quick_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    run_module("benchmarks.speed", "--quick", "--out", str(out))
+
+    result = json.loads((out / "speed.json").read_text())
+    training = result["training"]
+    for trainer in ("skae", "keras"):
+        assert is_finite_number(training[trainer]["samples_per_second"])
+        assert training[trainer]["steady_gflops"] > 0
+    assert result["matmul_peak"]["numpy_gflops"] > 0
+    # The default network's Dense layers, encoder then decoder, mirror-imaged.
+    widths = result["network"]["widths"]
+    assert widths[0] == widths[-1] == 784 and widths == widths[::-1]
+    assert result["network"]["flops_per_sample_epoch"] == 6 * sum(
+        a * b for a, b in itertools.pairwise(widths)
+    )
+    assert result["wrapper_vs_keras"]["status"] in {"PASS", "MISS"}
+    assert is_finite_number(result["wrapper_vs_keras"]["time_ratio"])
+    for call in ("skae_transform", "pca_transform", "keras_predict"):
+        assert result["transform"][call]["latency_seconds"] > 0
+    speed_md = (out / "speed.md").read_text()
+    assert "skae / plain Keras time" in speed_md and "| PCA `transform` |" in speed_md
+
+
+@pytest.mark.slow  # compiling UMAP's numba code alone takes about 30 s
+def test_quick_with_umap(tmp_path):
+    pytest.importorskip("umap")
+    out = tmp_path / "out"
+    run_module(
+        "benchmarks", "--quick", "--umap", "--datasets", "digits", "--out", str(out)
+    )
+    results = json.loads((out / "results.json").read_text())
+    umap_cell = results["summary"]["digits"]["2"]["umap"]
+    assert is_finite_number(umap_cell["knn_accuracy"]["mean"])
+    assert umap_cell["reconstruction_mse"] is None
+    assert "| UMAP |" in (out / "report.md").read_text()
+
+
+def test_default_run_skips_missing_mnist(tmp_path, no_mnist_anywhere):
+    from benchmarks.__main__ import main
+
+    out = tmp_path / "out"
+    argv = ["--quick", "--subsample", "200", "--epochs", "2", "--out", str(out)]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    mnist = results["datasets"]["mnist"]
+    assert mnist["status"] == "skipped"
+    assert "not found" in mnist["reason"] and "no-shared-copy" not in mnist["reason"]
+    assert results["datasets"]["digits"]["n_train"] == 100
+    report = (out / "report.md").read_text()
+    assert "## mnist" in report and "**Skipped**" in report
+
+
+def test_explicit_mnist_fails_when_missing(tmp_path, no_mnist_anywhere, capsys):
+    from benchmarks.__main__ import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = ["--datasets", "mnist", "--data-home", str(empty), "--out", str(tmp_path)]
+    assert main(argv) == 1
+    message = capsys.readouterr().err
+    assert "MNIST was not found" in message and str(empty) in message
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.skipif(
+    not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason="no MNIST copy in ../shared/data/mnist",
+)
+def test_mnist_found_beside_the_repository(tmp_path, monkeypatch):
+    from benchmarks import _data
+
+    monkeypatch.delenv("SKAE_DATA_HOME", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
+    data = _data.load("mnist", subsample=1000)
+    assert str(SHARED_MNIST) in data.info["source"]
+    assert data.info["variant"] == "test-10k"
+    assert data.X_train.shape == (500, 784) and data.X_test.shape == (500, 784)
+    assert 0 <= data.X_train.min() and data.X_train.max() <= 1
+    assert any("10,000-image MNIST test set" in note for note in data.info["notes"])
+    assert "50/50" in data.info["split"]
+
+
+# -- argument parsing ----------------------------------------------------------
+
+
+def test_parse_args_defaults_and_quick():
+    args = parse_args([])
+    assert args.datasets is None and args.seeds == 3 and args.epochs is None
+    assert args.out == Path("benchmark-results")
+    quick = parse_args(["--quick", "--datasets", "digits,mnist"])
+    assert quick.datasets == ["digits", "mnist"] and quick.seeds == 1
+    assert quick.epochs is not None and quick.subsample is not None
+    assert parse_args(["--quick", "--seeds", "2"]).seeds == 2
+
+
+@pytest.mark.parametrize(
+    "argv", [["--datasets", "cifar"], ["--seeds", "0"], ["--epochs", "-1"]]
+)
+def test_parse_args_rejects(argv, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert "error" in capsys.readouterr().err
+
+
+# -- aggregation and formatting ------------------------------------------------
+
+
+def test_aggregate():
+    summary = _report.aggregate([0.9, None, 0.92, float("nan"), 0.94])
+    assert summary["n"] == 3 and summary["values"] == [0.9, 0.92, 0.94]
+    assert summary["mean"] == pytest.approx(0.92)
+    assert summary["std"] == pytest.approx(0.02)  # sample standard deviation
+    assert _report.aggregate([1.5])["std"] is None
+    assert _report.aggregate([None, None]) is None
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([0.90, 0.92, 0.94], "0.920 ± 0.020"),
+        ([1000.0, 1200.0], "1100 ± 141"),
+        ([0.001234, 0.001238], "0.00124 ± 0.00000"),
+        ([12.0, 12.0], "12.0 ± 0.0"),
+        ([0.5], "0.500"),
+        ([None], "n/a"),
+    ],
+)
+def test_format_mean_std(values, expected):
+    assert _report.format_mean_std(_report.aggregate(values)) == expected
+
+
+def test_format_value():
+    assert _report.format_value(0.0) == "0.00"
+    assert _report.format_value(-2.345) == "-2.35"
+    assert _report.format_value(float("inf")) == "n/a"
+
+
+def fake_runs(values):
+    """Runs of digits from ``{(code, method): {metric: [per-seed values]}}``."""
+    runs = []
+    for (code, method), metrics in values.items():
+        n_seeds = len(next(iter(metrics.values())))
+        for seed in range(n_seeds):
+            runs.append(
+                {
+                    "dataset": "digits",
+                    "n_components": code,
+                    "method": method,
+                    "seed": seed,
+                    "metrics": {m: v[seed] for m, v in metrics.items()},
+                }
+            )
+    return runs
+
+
+def test_summarize():
+    summary = _report.summarize(
+        fake_runs({(2, "pca"): {"knn_accuracy": [0.5, 0.7], "fit_seconds": [1, 3]}})
+    )
+    cell = summary["digits"]["2"]["pca"]
+    assert cell["knn_accuracy"]["mean"] == pytest.approx(0.6)
+    assert cell["fit_seconds"]["values"] == [1.0, 3.0]
+    assert cell["silhouette"] is None  # not measured
+    assert list(cell) == list(_report.METRICS)
+
+
+GOOD_AE = {
+    "knn_accuracy": [0.93, 0.95],
+    "trustworthiness": [0.97, 0.97],
+    "fit_seconds": [8.0, 9.0],
+    "silhouette": [0.5, 0.6],
+    "davies_bouldin": [0.8, 0.9],
+    "calinski_harabasz": [900, 1000],
+    "kmeans_ari": [0.7, 0.8],
+    "kmeans_nmi": [0.8, 0.8],
+}
+PCA_2D = {
+    "silhouette": [0.1, 0.1],
+    "davies_bouldin": [2.0, 2.0],
+    "calinski_harabasz": [300, 300],
+    "kmeans_ari": [0.4, 0.4],
+    "kmeans_nmi": [0.5, 0.5],
+}
+DIGITS_INFO = {
+    "digits": {"status": "ok", "variant": "uci-digits", "code_sizes": [2, 8]}
+}
+
+
+def by_target(rows):
+    return {row["target"]: row for row in rows}
+
+
+def test_check_targets_pass():
+    summary = _report.summarize(
+        fake_runs(
+            {
+                (2, "autoencoder"): GOOD_AE,
+                (2, "pca"): PCA_2D,
+                (8, "autoencoder"): {"reconstruction_mse": [3.0, 3.2]},
+                (8, "pca"): {"reconstruction_mse": [6.0, 6.0]},
+            }
+        )
+    )
+    rows = _report.check_targets(summary, DIGITS_INFO)
+    assert len(rows) == 3 + 5 + 1
+    assert {row["status"] for row in rows} == {"PASS"}
+    knn = by_target(rows)["2-D autoencoder knn_accuracy >= 0.9"]
+    assert knn["measured"] == "0.940" and knn["required"] == ">= 0.9"
+    mse = by_target(rows)["8-D autoencoder reconstruction_mse lower than PCA"]
+    assert mse["measured"] == "3.10" and mse["required"] == "< 6.00 (PCA)"
+
+
+def test_check_targets_miss_directions():
+    bad_ae = dict(GOOD_AE, fit_seconds=[12.0, 11.0], davies_bouldin=[2.5, 2.5])
+    worse_pca = dict(PCA_2D, kmeans_ari=[0.9, 0.9])
+    summary = _report.summarize(
+        fake_runs(
+            {
+                (2, "autoencoder"): bad_ae,
+                (2, "pca"): worse_pca,
+                (8, "autoencoder"): {"reconstruction_mse": [7.0, 7.0]},
+                (8, "pca"): {"reconstruction_mse": [6.0, 6.0]},
+            }
+        )
+    )
+    status = {
+        t: row["status"]
+        for t, row in by_target(_report.check_targets(summary, DIGITS_INFO)).items()
+    }
+    assert status["2-D autoencoder fit_seconds <= 10"] == "MISS"
+    assert status["2-D autoencoder davies_bouldin lower than PCA"] == "MISS"
+    assert status["2-D autoencoder kmeans_ari higher than PCA"] == "MISS"
+    assert status["8-D autoencoder reconstruction_mse lower than PCA"] == "MISS"
+    assert status["2-D autoencoder knn_accuracy >= 0.9"] == "PASS"
+    assert status["2-D autoencoder silhouette higher than PCA"] == "PASS"
+
+
+def test_check_targets_variants_and_missing_values():
+    summary = _report.summarize(
+        fake_runs({(2, "autoencoder"): {"knn_accuracy": [0.85]}})
+    )
+    summary["mnist"] = summary.pop("digits")
+    datasets = {
+        "mnist": {"status": "ok", "variant": "full-70k", "code_sizes": [2, 32]},
+        "digits": {"status": "skipped", "reason": "not asked"},
+    }
+    rows = _report.check_targets(summary, datasets)
+    assert {row["dataset"] for row in rows} == {"mnist"}
+    thresholds = [row for row in rows if row["target"].endswith(("0.8", "0.92", "30"))]
+    assert len(thresholds) == 3
+    assert {row["status"] for row in thresholds} == {"N/A"}
+    assert "test-10k" in thresholds[0]["note"]
+    # Comparisons with PCA that nothing measured are misses, not passes.
+    comparisons = [row for row in rows if "than PCA" in row["target"]]
+    assert {row["status"] for row in comparisons} == {"MISS"}
+
+
+def test_metrics_table():
+    summary = _report.summarize(
+        fake_runs(
+            {
+                (2, "autoencoder"): {"knn_accuracy": [0.9, 0.94]},
+                (2, "pca"): {"knn_accuracy": [0.6, 0.6]},
+            }
+        )
+    )
+    table = _report.metrics_table(
+        summary["digits"]["2"], ["autoencoder", "umap", "pca"]
+    )
+    lines = table.splitlines()
+    assert len(lines) == 4  # header, alignment, two methods (no UMAP results)
+    assert lines[0].count("|") == len(_report.METRICS) + 2
+    assert "| Autoencoder (skae) | 0.920 ± 0.028 | n/a |" in table
+    assert lines[3].startswith("| PCA | 0.600 ± 0.000 |")
+
+
+def test_render_markdown():
+    runs = fake_runs({(2, "autoencoder"): GOOD_AE, (2, "pca"): PCA_2D})
+    summary = _report.summarize(runs)
+    datasets = {
+        "digits": dict(
+            DIGITS_INFO["digits"],
+            source="sklearn",
+            split="A split",
+            n_train=10,
+            n_test=10,
+            n_features=64,
+            preprocessing="none",
+            notes=["A note."],
+            figures={"embeddings": "digits_embeddings_2d.png"},
+        ),
+        "mnist": {"status": "skipped", "reason": "MNIST was not found."},
+    }
+    results = {
+        "date": "today",
+        "command": "python -m benchmarks",
+        "config": {"quick": False, "epochs": None, "methods": ["autoencoder", "pca"]},
+        "environment": {
+            "versions": {"skae": "0.1", "umap-learn": None},
+            "machine": {"cpu_model": "CPU", "cpu_count": 2, "platform": "Linux"},
+        },
+        "protocol": ["Split once."],
+        "datasets": datasets,
+        "summary": summary,
+        "targets": _report.check_targets(summary, datasets),
+    }
+    report = _report.render_markdown(results)
+    assert "- versions: skae 0.1\n" in report  # missing packages left out
+    assert "- Split once." in report and "- A note." in report
+    assert "**Skipped**: MNIST was not found." in report
+    assert "![2-D embeddings" in report and "(digits_embeddings_2d.png)" in report
+    assert "Quick run" not in report
+    # The 8-D reconstruction comparison had no data: 8 of 9 targets pass.
+    assert "8 of 9 applicable targets met" in report
+
+
+def test_json_safe():
+    import numpy as np
+
+    cleaned = _json_safe({"a": float("nan"), 1: [np.float64(2.0), (np.int64(3),)]})
+    assert cleaned == {"a": None, "1": [2.0, [3]]}
+    json.dumps(cleaned, allow_nan=False)
+
+
+def test_report_doctests():
+    import doctest
+
+    failures, tried = doctest.testmod(_report)
+    assert tried > 0 and failures == 0
