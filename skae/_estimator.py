@@ -1,5 +1,6 @@
 """AutoencoderTransformer: a Keras autoencoder as a scikit-learn transformer."""
 
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -18,10 +19,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _training
 from ._scaling import SCALINGS, fit_scaling
-from .architectures import auto_hidden_layer_sizes, build_dense
+from .architectures import (
+    CONV_AUTO_FILTERS,
+    _user_network,
+    auto_hidden_layer_sizes,
+    build_conv,
+    build_dense,
+)
 
 # Rows per compiled call at inference: large enough to amortise the call, small
-# enough that a batch's float32 copy stays a few MB.
+# enough that a batch's copy stays a few tens of MB.
 _INFERENCE_BATCH = 4096
 
 
@@ -38,14 +45,60 @@ class AutoencoderTransformer(
 
     Parameters
     ----------
-    n_components : int, default=2
+    n_components : int or None, default=2
         Width of the code (the number of output features of ``transform``).
+        None lets the network set it: with ``architecture="conv"`` the code is
+        the flattened last feature map, with a user-supplied ``encoder`` it is
+        the encoder's output width. ``architecture="dense"`` needs an int.
+
+    architecture : {"dense", "conv"}, default="dense"
+        The built-in network. "dense": fully connected layers (see
+        :func:`skae.architectures.build_dense`). "conv": for images, each hidden
+        layer a 3x3 convolution followed by 2x2 max pooling; the decoder mirrors
+        it with 2x2 upsampling (see :func:`skae.architectures.build_conv`). With
+        an int ``n_components`` a dense layer maps the flattened last feature map
+        to the code; with None that map is the code. For example
+        ``hidden_layer_sizes=(16, 8, 8)``, ``n_components=None`` and 28x28
+        images give the classic Keras recipe: a (4, 4, 8) map, a code of 128
+        values. Rows of X that are not images (no ``input_shape``) are treated as
+        images one pixel high.
 
     hidden_layer_sizes : "auto" or tuple of int, default="auto"
-        Widths of the encoder's hidden layers, widest first; the decoder mirrors
-        them. "auto" sizes them from the number of features (see
-        :func:`skae.architectures.auto_hidden_layer_sizes`); ``()`` gives a
-        single-layer encoder and decoder.
+        Widths of the encoder's hidden layers, widest first (with "conv": the
+        number of filters of each convolution); the decoder mirrors them. "auto"
+        sizes dense layers from the number of features (see
+        :func:`skae.architectures.auto_hidden_layer_sizes`) and gives (16, 8, 8)
+        filters for "conv"; ``()`` gives a single-layer encoder and decoder.
+
+    input_shape : tuple of int or None, default=None
+        Shape of one sample, such as ``(28, 28)`` or ``(28, 28, 1)``. X may then
+        be images of that shape or rows of as many values, which are reshaped to
+        it. X may be images (3-D or 4-D) only when ``input_shape`` is given or
+        ``architecture="conv"`` (which takes the shape from X when None).
+        ``inverse_transform`` returns images when fit was given images, rows
+        otherwise.
+
+    encoder : keras.Model, callable or None, default=None
+        A network of your own in place of the built-in encoder; it must map
+        inputs of shape ``(None, *input_shape)`` (``(None, n_features)`` for
+        rows) to codes of shape ``(None, n_components)``. Either a Keras model,
+        used as a template: ``fit`` trains a copy made by
+        :func:`keras.models.clone_model`, with freshly initialised weights, so
+        the model passed is never changed and ``random_state`` seeds the copy's
+        weights (to start from trained weights, pass a callable returning a
+        copy that has them). Or a callable ``encoder(input_shape,
+        n_components)`` returning a new Keras model, where ``input_shape`` is
+        the shape of one sample (a tuple) and ``n_components`` the parameter
+        (possibly None); a callable adapts to any number of features. Define it
+        at module level (not as a lambda) for the transformer to pickle.
+        Scaling, loss, optimizer and training parameters apply as usual;
+        ``hidden_layer_sizes``, the activations and ``code_l1`` only shape the
+        built-in networks, so they are ignored for a user-supplied half.
+
+    decoder : keras.Model, callable or None, default=None
+        The same for the decoder, called as ``decoder(input_shape,
+        n_components)``; it must map codes of shape ``(None, n_components)`` to
+        reconstructions of shape ``(None, *input_shape)``.
 
     activation : str or None, default="relu"
         Activation of the hidden layers, any Keras activation name. None or
@@ -73,9 +126,14 @@ class AutoencoderTransformer(
     code_l1 : float, default=0.0
         Weight of an L1 penalty on the code's activations; > 0 gives a sparse code.
 
-    noise : float, default=0.0
-        Standard deviation of Gaussian noise added to the scaled inputs during
-        training only (a denoising autoencoder). Never applied in ``transform``.
+    noise : float, default=0.7
+        Standard deviation of Gaussian noise added to the inputs during training
+        only (a denoising autoencoder), as a fraction of the scaled data's root
+        mean square feature standard deviation, so it means the same whatever the
+        scaling. Never applied in ``transform``. Denoising regularises the map:
+        on the digits benchmark 0.7 raised held-out 2-D kNN accuracy from 0.84
+        to 0.93 and lowered held-out reconstruction error; 0 trains a plain
+        autoencoder.
 
     masking : float, default=0.0
         Fraction of scaled input values set to zero during training only
@@ -83,11 +141,12 @@ class AutoencoderTransformer(
 
     epochs : "auto" or int, default="auto"
         Maximum number of passes over the training data. "auto" gives a budget of
-        about 8,000 gradient steps, between 20 and 500 epochs.
+        250,000 samples seen, between 20 and 500 epochs (about 280 epochs for
+        900 samples, 50 for 5,000, 20 for 60,000).
 
     batch_size : "auto" or int, default="auto"
-        Samples per gradient step. "auto": about n_samples / 25, a power of two
-        between 16 and 256.
+        Samples per gradient step. "auto": the power of two nearest to
+        n_samples / 40, between 32 and 128.
 
     learning_rate : float, default=1e-3
         Learning rate of the optimizer.
@@ -135,14 +194,18 @@ class AutoencoderTransformer(
         Number of epochs run.
     n_components_ : int
         Width of the code.
-    hidden_layer_sizes_ : tuple of int
-        The encoder's hidden widths actually used.
+    hidden_layer_sizes_ : tuple of int or None
+        The built-in network's hidden widths (filters for "conv") actually used;
+        None when both ``encoder`` and ``decoder`` are user-supplied.
+    input_shape_ : tuple of int
+        Shape of one sample as the networks see it: ``input_shape``, the shape
+        of the images X held, or ``(n_features_in_,)``.
     input_offset_ : ndarray of shape (n_features_in_,)
         Subtracted from the input before encoding.
     input_scale_ : ndarray of shape (n_features_in_,)
         Divides the input after the offset is removed.
     n_features_in_ : int
-        Number of features seen during fit.
+        Number of features seen during fit (values per sample for images).
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when X has string column names.
 
@@ -165,11 +228,37 @@ class AutoencoderTransformer(
     (1797, 2)
     >>> ae.inverse_transform([[0.0, 0.0]]).shape
     (1, 64)
+
+    Images, with a convolutional network:
+
+    >>> images = X.reshape(-1, 8, 8)
+    >>> conv = AutoencoderTransformer(architecture="conv", epochs=2, random_state=0)
+    >>> conv.fit(images).transform(images).shape
+    (1797, 2)
+    >>> conv.inverse_transform([[0.0, 0.0]]).shape
+    (1, 8, 8)
+
+    A network of your own, built for the shape of the data:
+
+    >>> import keras
+    >>> def encoder(input_shape, n_components):
+    ...     return keras.Sequential([
+    ...         keras.Input(shape=input_shape),
+    ...         keras.layers.Dense(32, activation="relu"),
+    ...         keras.layers.Dense(n_components),
+    ...     ])
+    >>> ae = AutoencoderTransformer(encoder=encoder, epochs=2, random_state=0)
+    >>> ae.fit_transform(X).shape
+    (1797, 2)
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "architecture": [StrOptions({"dense", "conv"})],
         "hidden_layer_sizes": [StrOptions({"auto"}), tuple, list],
+        "input_shape": [tuple, list, None],
+        "encoder": [callable, None],
+        "decoder": [callable, None],
         "activation": [str, None],
         "code_activation": [str, None],
         "output_activation": [str, None],
@@ -198,14 +287,18 @@ class AutoencoderTransformer(
         self,
         n_components=2,
         *,
+        architecture="dense",
         hidden_layer_sizes="auto",
+        input_shape=None,
+        encoder=None,
+        decoder=None,
         activation="relu",
         code_activation=None,
         output_activation="auto",
         scaling="auto",
         loss="auto",
         code_l1=0.0,
-        noise=0.0,
+        noise=0.7,
         masking=0.0,
         epochs="auto",
         batch_size="auto",
@@ -220,7 +313,11 @@ class AutoencoderTransformer(
         callbacks=None,
     ):
         self.n_components = n_components
+        self.architecture = architecture
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.input_shape = input_shape
+        self.encoder = encoder
+        self.decoder = decoder
         self.activation = activation
         self.code_activation = code_activation
         self.output_activation = output_activation
@@ -249,8 +346,9 @@ class AutoencoderTransformer(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Training data: rows, or images when ``input_shape`` is given or
+            ``architecture="conv"``.
         y : Ignored
             Not used, present for API consistency by convention.
 
@@ -260,11 +358,13 @@ class AutoencoderTransformer(
             The fitted transformer.
         """
         self._reset()
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X, sample_shape = self._validate_X(X, reset=True)
+        input_shape = self._resolve_input_shape(X.shape[1], sample_shape)
         loss = "mse" if self.loss == "auto" else self.loss
         scaling = self._resolve_scaling(X, loss)
         offset, scale = fit_scaling(X, scaling)
         Xs = ((X - offset) / scale).astype(np.float32)
+        noise_std = self.noise * float(np.sqrt(np.mean(Xs.var(axis=0))))
         if loss == "binary_crossentropy" and (Xs.min() < 0 or Xs.max() > 1):
             raise ValueError(
                 "Expected scaled inputs in [0, 1] for loss='binary_crossentropy'. "
@@ -277,21 +377,14 @@ class AutoencoderTransformer(
         optimizer = self._make_optimizer()
 
         rng = check_random_state(self.random_state)
+        Xs = Xs.reshape(len(Xs), *input_shape)
         X_train, X_val = Xs, None
         if self.early_stopping:
             X_train, X_val = self._split_validation(Xs, rng)
-        hidden = self.hidden_layer_sizes
-        if isinstance(hidden, str):
-            hidden = auto_hidden_layer_sizes(X.shape[1], self.n_components)
-        hidden = self._check_hidden_layer_sizes(hidden)
-        encoder, decoder = build_dense(
+        encoder, decoder, hidden = self._build_networks(
             X.shape[1],
-            self.n_components,
-            hidden,
-            activation=self.activation,
-            code_activation=self.code_activation,
-            output_activation=output_activation,
-            code_l1=self.code_l1,
+            input_shape,
+            output_activation,
             seed=int(rng.randint(2**31 - 1 - 1000)),
         )
         batch_size = self.batch_size
@@ -299,8 +392,11 @@ class AutoencoderTransformer(
             batch_size = _auto_batch_size(X_train.shape[0])
         epochs = self.epochs
         if epochs == "auto":
-            epochs = _auto_epochs(X_train.shape[0], batch_size)
+            epochs = _auto_epochs(X_train.shape[0])
 
+        self.input_shape_ = input_shape
+        # What inverse_transform returns: images when fit was given images.
+        self._sample_shape = sample_shape
         try:
             history, n_iter = _training.train(
                 encoder,
@@ -311,7 +407,7 @@ class AutoencoderTransformer(
                 optimizer=optimizer,
                 epochs=epochs,
                 batch_size=batch_size,
-                noise=self.noise,
+                noise=noise_std,
                 masking=self.masking,
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
@@ -320,16 +416,23 @@ class AutoencoderTransformer(
                 verbose=self.verbose,
             )
         except _training.TrainingInterrupted as exc:
-            n_iter = exc.args[0]
-            self._set_fitted(encoder, decoder, offset, scale, hidden, None, n_iter)
+            n_iter = exc.n_iter
+            self._set_fitted(
+                encoder, decoder, offset, scale, hidden, exc.history, n_iter
+            )
             warnings.warn(
                 f"Training was interrupted after {n_iter} epoch(s); the transformer "
                 "keeps the weights reached so far (the best ones with "
                 "early_stopping=True).",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=_training.user_stacklevel(),
             )
             raise KeyboardInterrupt from exc
+        except BaseException:
+            # Diverged, or interrupted before an epoch ended: nothing of this fit
+            # (n_features_in_, input_shape_) may make the estimator look fitted.
+            self._reset()
+            raise
         self._set_fitted(encoder, decoder, offset, scale, hidden, history, n_iter)
         return self
 
@@ -346,8 +449,8 @@ class AutoencoderTransformer(
         self.decoder_ = decoder
         self.input_offset_ = offset
         self.input_scale_ = scale
-        self.hidden_layer_sizes_ = tuple(hidden)
-        self.n_components_ = self.n_components
+        self.hidden_layer_sizes_ = None if hidden is None else tuple(hidden)
+        self.n_components_ = int(encoder.output_shape[-1])
         self.history_ = history if history is not None else {}
         self.n_iter_ = n_iter
         # Created here, filled on first use: transform must not change __dict__.
@@ -363,7 +466,13 @@ class AutoencoderTransformer(
             return keras.optimizers.get(
                 {
                     "class_name": self.optimizer,
-                    "config": {"learning_rate": self.learning_rate},
+                    # A fixed name: Keras would number it (adam_1, adam_2, ...),
+                    # and TensorFlow caches a kernel per distinct variable name
+                    # for good, so every fit leaked ~35 KB per optimizer variable.
+                    "config": {
+                        "learning_rate": self.learning_rate,
+                        "name": "optimizer",
+                    },
                 }
             )
         except ValueError as exc:
@@ -380,6 +489,136 @@ class AutoencoderTransformer(
                 f"integers. Received: hidden_layer_sizes={self.hidden_layer_sizes!r}"
             )
         return tuple(int(h) for h in hidden)
+
+    def _accepts_images(self):
+        return self.architecture == "conv" or self.input_shape is not None
+
+    def _validate_X(self, X, *, reset):
+        """``validate_data`` for rows or images: return ``(X_flat, sample_shape)``.
+
+        Images are flattened first, so that ``n_features_in_`` counts values
+        (784 for 28x28 images) and scaling works per value as for rows.
+        """
+        kwargs = {"dtype": [np.float64, np.float32], "reset": reset}
+        if reset:
+            kwargs["ensure_min_samples"] = 2
+        ndim = getattr(X, "ndim", None)
+        if ndim is None and (isinstance(X, (list, tuple)) or hasattr(X, "__array__")):
+            try:
+                ndim = np.asarray(X).ndim
+            except ValueError:
+                ndim = None  # Ragged nested lists: validate_data explains.
+        if not isinstance(ndim, Integral):
+            ndim = 2
+        sample_shape = None
+        if ndim > 2:
+            if not self._accepts_images():
+                raise ValueError(
+                    "Expected a 2-D X of shape (n_samples, n_features). Received: "
+                    f"X with shape {np.shape(X)}. For images, pass "
+                    "input_shape=(height, width[, channels]) or architecture='conv'."
+                )
+            X = check_array(
+                X,
+                allow_nd=True,
+                dtype=kwargs["dtype"],
+                ensure_min_samples=kwargs.get("ensure_min_samples", 1),
+                input_name="X",
+            )
+            sample_shape = X.shape[1:]
+            X = X.reshape(len(X), -1)
+        X = validate_data(self, X, **kwargs)
+        return X, sample_shape or (X.shape[1],)
+
+    def _resolve_input_shape(self, n_features, sample_shape):
+        """Shape of one sample as the networks see it."""
+        if self.input_shape is None:
+            return tuple(sample_shape)
+        shape = tuple(self.input_shape)
+        if not shape or not all(
+            isinstance(d, Integral) and not isinstance(d, bool) and d >= 1
+            for d in shape
+        ):
+            raise ValueError(
+                "Expected input_shape to be None or a tuple of positive integers, "
+                "such as (28, 28) or (28, 28, 1). Received: "
+                f"input_shape={self.input_shape!r}"
+            )
+        shape = tuple(int(d) for d in shape)
+        if math.prod(shape) != n_features:
+            received = f"X with {n_features} features"
+            if len(sample_shape) > 1:
+                received += f" (samples of shape {tuple(sample_shape)})"
+            raise ValueError(
+                f"Expected X with {math.prod(shape)} values per sample for "
+                f"input_shape={shape}. Received: {received}"
+            )
+        return shape
+
+    def _build_networks(self, n_features, input_shape, output_activation, seed):
+        """Return ``(encoder, decoder, hidden_layer_sizes)``; user networks first."""
+        n_components = self.n_components
+        encoder = decoder = hidden = None
+        if self.encoder is not None:
+            encoder = _user_network(
+                self.encoder, "encoder", input_shape, n_components, seed=seed
+            )
+            code_shape = encoder.output_shape
+            if (
+                not isinstance(code_shape, tuple)
+                or len(code_shape) != 2
+                or code_shape[1] is None
+                or code_shape[1] != (n_components or code_shape[1])
+            ):
+                raise ValueError(
+                    "Expected the encoder to output codes of shape "
+                    f"(None, {n_components or 'n_components'}). Received: "
+                    f"encoder with output_shape={code_shape}"
+                )
+            n_components = int(code_shape[1])
+        if self.encoder is None or self.decoder is None:
+            if n_components is None and self.architecture == "dense":
+                raise ValueError(
+                    "Expected an int n_components for architecture='dense'; None "
+                    "(the network's own code width) needs architecture='conv' or "
+                    "an encoder. Received: n_components=None"
+                )
+            hidden = self.hidden_layer_sizes
+            if isinstance(hidden, str):
+                hidden = (
+                    CONV_AUTO_FILTERS
+                    if self.architecture == "conv"
+                    else auto_hidden_layer_sizes(n_features, n_components)
+                )
+            hidden = self._check_hidden_layer_sizes(hidden)
+            build = build_conv if self.architecture == "conv" else build_dense
+            built_encoder, built_decoder = build(
+                input_shape,
+                n_components,
+                hidden,
+                activation=self.activation,
+                code_activation=self.code_activation,
+                output_activation=output_activation,
+                code_l1=self.code_l1,
+                seed=seed,
+            )
+            if encoder is None:
+                encoder = built_encoder
+                n_components = int(encoder.output_shape[-1])
+            decoder = built_decoder
+        if self.decoder is not None:
+            decoder = _user_network(
+                self.decoder, "decoder", input_shape, n_components, seed=seed + 1
+            )
+            if decoder.output_shape != (None, *input_shape):
+                raise ValueError(
+                    "Expected the decoder to output reconstructions of shape "
+                    f"{(None, *input_shape)}, the shape of the input. Received: "
+                    f"decoder with output_shape={decoder.output_shape}"
+                )
+        if self.encoder is not None and self.decoder is not None:
+            hidden = None
+        return encoder, decoder, hidden
 
     def _split_validation(self, Xs, rng):
         n_val = round(self.validation_fraction * Xs.shape[0])
@@ -400,8 +639,8 @@ class AutoencoderTransformer(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to encode.
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Data to encode, rows or images as in ``fit``.
 
         Returns
         -------
@@ -409,7 +648,7 @@ class AutoencoderTransformer(
             The codes, in X's float dtype.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X, _ = self._validate_X(X, reset=False)
         return self._run("encoder_", X, self.input_offset_, self.input_scale_, None)
 
     def inverse_transform(self, X):
@@ -422,8 +661,10 @@ class AutoencoderTransformer(
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
-            The reconstructions, in X's float dtype.
+        X_original : ndarray of shape (n_samples, n_features_in_) or \
+(n_samples, *image_shape)
+            The reconstructions, in X's float dtype: images of the shape ``fit``
+            was given when it was given images, else rows.
         """
         check_is_fitted(self)
         X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
@@ -432,9 +673,10 @@ class AutoencoderTransformer(
                 f"Expected codes of shape (n_samples, {self.n_components_}). "
                 f"Received: X.shape={X.shape}"
             )
-        return self._run(
+        X_original = self._run(
             "decoder_", X, None, None, (self.input_offset_, self.input_scale_)
         )
+        return X_original.reshape(len(X_original), *self._sample_shape)
 
     def score_samples(self, X):
         """Negative mean squared reconstruction error of each sample.
@@ -453,8 +695,10 @@ class AutoencoderTransformer(
             the input's units.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        reconstructed = self.inverse_transform(self.transform(X))
+        X, _ = self._validate_X(X, reset=False)
+        offset, scale = self.input_offset_, self.input_scale_
+        codes = self._run("encoder_", X, offset, scale, None)
+        reconstructed = self._run("decoder_", codes, None, None, (offset, scale))
         return -np.mean((X - reconstructed) ** 2, axis=1)
 
     def score(self, X, y=None):
@@ -477,16 +721,68 @@ class AutoencoderTransformer(
         """
         return float(np.mean(self.score_samples(X)))
 
+    # -- persistence -------------------------------------------------------
+
+    def save(self, path):
+        """Save the fitted transformer to one file, without pickle.
+
+        The file holds the parameters, the fitted state and the Keras encoder
+        and decoder (in Keras' own ``.keras`` format); :func:`skae.load` reads it
+        back in any process. The file is replaced atomically: a failed save
+        leaves an existing file at ``path`` as it was. See
+        :func:`skae.persistence.save` for what is stored.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write the file; by convention it ends in ``.skae``.
+
+        Returns
+        -------
+        path : str
+            The path written.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the transformer is not fitted.
+
+        See Also
+        --------
+        skae.load : Read a saved transformer.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import skae
+        >>> X = np.random.RandomState(0).rand(50, 4)
+        >>> ae = skae.AutoencoderTransformer(hidden_layer_sizes=(8,), epochs=2,
+        ...                                  random_state=0).fit(X)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = ae.save(os.path.join(tmp, "ae.skae"))
+        ...     loaded = skae.load(path)
+        >>> np.array_equal(loaded.transform(X), ae.transform(X))
+        True
+        """
+        from .persistence import save
+
+        return save(self, path)
+
     def _run(self, model_name, X, offset, scale, unscale):
-        """Apply a fitted model batch by batch, never holding a full float32 copy."""
-        fn = self._inference_fn(model_name)
-        out_width = getattr(self, model_name).output_shape[-1]
-        out = np.empty((X.shape[0], out_width), dtype=X.dtype)
+        """Apply a fitted model batch by batch, never holding a full scaled copy."""
+        fn, dtype = self._inference_fn(model_name)
+        model = getattr(self, model_name)
+        # Rows in and out: images are reshaped for the network and flattened back.
+        in_shape = model.input_shape[1:]
+        out = np.empty((X.shape[0], math.prod(model.output_shape[1:])), dtype=X.dtype)
         for start in range(0, X.shape[0], _INFERENCE_BATCH):
             batch = X[start : start + _INFERENCE_BATCH]
             if offset is not None:
                 batch = (batch - offset) / scale
-            result = fn(tf.constant(batch, dtype=tf.float32)).numpy()
+            rows = len(batch)
+            batch = batch.reshape(rows, *in_shape)
+            result = fn(tf.constant(batch, dtype=dtype)).numpy().reshape(rows, -1)
             if unscale is not None:
                 result = result * unscale[1] + unscale[0]
             out[start : start + _INFERENCE_BATCH] = result
@@ -494,14 +790,24 @@ class AutoencoderTransformer(
 
     def _inference_fn(self, model_name):
         # A compiled function with a fixed signature: Keras' predict() costs tens
-        # of milliseconds per call, this a fraction of one.
+        # of milliseconds per call, this a fraction of one. It runs a float64
+        # copy of the network: float32 CPU kernels round a row differently
+        # depending on the batch's size and the row's place in it (~1e-7), so a
+        # sample's code would depend on which other samples came with it, while
+        # float64 rounding (~1e-16) is far below any tolerance that matters.
         cache = self.__dict__.setdefault("_inference", {})
         if model_name not in cache:
             model = getattr(self, model_name)
-            signature = [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)]
-            cache[model_name] = tf.function(
-                lambda x: model(x, training=False), input_signature=signature
+            runner, dtype = _float64_copy(model), tf.float64
+            if runner is None:
+                runner, dtype = model, tf.float32
+            signature = [tf.TensorSpec([None, *model.input_shape[1:]], dtype)]
+            fn = tf.function(
+                lambda x: runner(x, training=False),
+                input_signature=signature,
+                autograph=False,
             )
+            cache[model_name] = (fn, dtype)
         return cache[model_name]
 
     def __getstate__(self):
@@ -515,6 +821,11 @@ class AutoencoderTransformer(
         if "encoder_" in state:
             self._inference = {}
 
+    def __sklearn_is_fitted__(self):
+        # validate_data sets n_features_in_ before training can fail; only a
+        # completed (or cleanly interrupted) training sets n_iter_.
+        return "n_iter_" in vars(self)
+
     @property
     def _n_features_out(self):
         return self.n_components_
@@ -523,13 +834,46 @@ class AutoencoderTransformer(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.allow_nan = False
+        tags.input_tags.three_d_array = self._accepts_images()
         return tags
 
 
 def _auto_batch_size(n_samples):
-    return int(min(256, max(16, 2 ** round(np.log2(max(n_samples, 1) / 25)))))
+    # Small enough for a few hundred updates per epoch budget on small data, large
+    # enough that a CPU step is not dominated by per-step overhead.
+    return int(min(128, max(32, 2 ** round(np.log2(max(n_samples, 1) / 40)))))
 
 
-def _auto_epochs(n_samples, batch_size):
-    steps_per_epoch = -(-n_samples // batch_size)
-    return int(min(500, max(20, round(8000 / steps_per_epoch))))
+def _auto_epochs(n_samples):
+    # A budget of samples seen, not of steps, so fit time grows with the data
+    # only once the 20-epoch floor is reached (measured on digits and MNIST 10k:
+    # more passes than this no longer improved the held-out 2-D kNN accuracy).
+    return int(min(500, max(20, round(250_000 / max(n_samples, 1)))))
+
+
+def _float64_copy(model):
+    """A float64 twin of ``model`` with the same weights, or None if it can't be
+    built (a custom layer whose config does not accept a dtype)."""
+
+    def as_float64(layer):
+        if isinstance(layer, keras.Model):
+            nested = _float64_copy(layer)
+            if nested is None:
+                raise TypeError(f"no float64 copy of {layer.name}")
+            return nested
+        config = layer.get_config()
+        config["dtype"] = "float64"
+        return layer.__class__.from_config(config)
+
+    try:
+        twin = keras.models.clone_model(
+            model,
+            input_tensors=keras.Input(model.input_shape[1:], dtype="float64"),
+            clone_function=as_float64,
+        )
+        twin.set_weights(model.get_weights())
+    except Exception:
+        return None
+    if any(w.dtype != "float64" for w in twin.weights):
+        return None
+    return twin

@@ -5,9 +5,13 @@ is a model of its own, so that any code (a grid of 2-D points, say) can be decod
 without the encoder.
 """
 
-import keras
+import contextlib
+import random
 
-__all__ = ["auto_hidden_layer_sizes", "build_dense"]
+import keras
+import numpy as np
+
+__all__ = ["auto_hidden_layer_sizes", "build_conv", "build_dense"]
 
 
 def auto_hidden_layer_sizes(n_features, n_components):
@@ -71,8 +75,10 @@ def build_dense(
 
     Parameters
     ----------
-    n_features : int
-        Width of the input (and of the reconstruction).
+    n_features : int or tuple of int
+        Width of the input (and of the reconstruction), or the shape of one
+        sample, such as ``(28, 28)``: the encoder flattens it and the decoder
+        restores it.
     n_components : int
         Width of the code.
     hidden_layer_sizes : sequence of int
@@ -100,10 +106,18 @@ def build_dense(
     >>> encoder, decoder = build_dense(64, 2, (32,), seed=0)
     >>> encoder.output_shape, decoder.output_shape
     ((None, 2), (None, 64))
+    >>> encoder, decoder = build_dense((28, 28), 2, (32,), seed=0)
+    >>> encoder.input_shape, decoder.output_shape
+    ((None, 28, 28), (None, 28, 28))
     """
     hidden_layer_sizes = tuple(hidden_layer_sizes)
-    inputs = keras.Input(shape=(n_features,), name="input")
+    shape = tuple(n_features) if isinstance(n_features, (tuple, list)) else None
+    if shape is not None:
+        n_features = int(np.prod(shape))
+    inputs = keras.Input(shape=shape or (n_features,), name="input")
     h = inputs
+    if shape is not None and len(shape) > 1:
+        h = keras.layers.Flatten(name="flatten")(h)
     for i, units in enumerate(hidden_layer_sizes):
         h = _dense(units, activation, seed + i, f"encoder_{i}")(h)
     code = _dense(
@@ -123,5 +137,231 @@ def build_dense(
     outputs = _dense(
         n_features, output_activation, offset + len(hidden_layer_sizes), "output"
     )(h)
+    if shape is not None and len(shape) > 1:
+        outputs = keras.layers.Reshape(shape, name="to_input_shape")(outputs)
     decoder = keras.Model(code_in, outputs, name="decoder")
     return encoder, decoder
+
+
+# The classic Keras convolutional autoencoder: three 3x3 convolutions, each
+# followed by 2x2 max pooling, take 28x28 digits down to a (4, 4, 8) map.
+CONV_AUTO_FILTERS = (16, 8, 8)
+
+
+def _conv(filters, activation, seed, name):
+    return keras.layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        activation=activation,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        name=name,
+    )
+
+
+def _image_shape(input_shape):
+    """``(height, width, channels)`` of samples of shape ``input_shape``."""
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) == 1:
+        # A flat row is a one-pixel-high image: 3x3 convolutions then act as 1-D
+        # ones along the row.
+        return (1, input_shape[0], 1)
+    if len(input_shape) == 2:
+        return (*input_shape, 1)
+    if len(input_shape) == 3:
+        return input_shape
+    raise ValueError(
+        "Expected input_shape of the form (width,), (height, width) or "
+        f"(height, width, channels). Received: input_shape={input_shape}"
+    )
+
+
+def build_conv(
+    input_shape,
+    n_components,
+    filters=CONV_AUTO_FILTERS,
+    *,
+    activation="relu",
+    code_activation=None,
+    output_activation=None,
+    code_l1=0.0,
+    seed=0,
+):
+    """Build a convolutional encoder and an upsampling decoder for images.
+
+    The encoder applies, for each entry of ``filters``, a 3x3 convolution
+    (``padding="same"``) and 2x2 max pooling, which halves the height and width
+    (rounding up). The decoder mirrors it: for each entry in reverse, a 3x3
+    convolution and 2x2 upsampling (cropped where the encoder rounded up), then
+    a 3x3 convolution back to the input's channels.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one sample: ``(height, width)``, ``(height, width, channels)``
+        or ``(width,)`` (a one-pixel-high image). The decoder's output has the
+        same shape.
+    n_components : int or None
+        Width of the code. An int adds a dense layer from the flattened last
+        feature map to ``n_components`` units (and one back in the decoder).
+        None makes the flattened last feature map itself the code, of width
+        ``height * width * filters[-1]`` after the poolings.
+    filters : sequence of int, default=(16, 8, 8)
+        Number of filters of each encoder convolution; the decoder uses them
+        in reverse.
+    activation : str or None, default="relu"
+        Activation of the convolutions (and of the decoder's dense layer).
+    code_activation : str or None, default=None
+        Activation applied to the code (None: linear).
+    output_activation : str or None, default=None
+        Activation of the reconstruction (None: linear).
+    code_l1 : float, default=0.0
+        L1 activity penalty on the code (a sparse code when > 0).
+    seed : int, default=0
+        Seed of the weight initialisers.
+
+    Returns
+    -------
+    encoder, decoder : keras.Model
+        ``encoder`` maps ``(n, *input_shape)`` to ``(n, code_width)``,
+        ``decoder`` the other way.
+
+    Examples
+    --------
+    The classic Keras recipe: 28x28 digits down to a (4, 4, 8) map, used as is
+    as a code of 128 values:
+
+    >>> from skae.architectures import build_conv
+    >>> encoder, decoder = build_conv((28, 28), None, (16, 8, 8), seed=0)
+    >>> encoder.output_shape, decoder.output_shape
+    ((None, 128), (None, 28, 28))
+
+    The same with a dense bottleneck to a 2-D code:
+
+    >>> encoder, decoder = build_conv((28, 28, 1), 2, (16, 8, 8), seed=0)
+    >>> encoder.output_shape, decoder.input_shape, decoder.output_shape
+    ((None, 2), (None, 2), (None, 28, 28, 1))
+    """
+    input_shape = tuple(int(d) for d in input_shape)
+    height, width, channels = _image_shape(input_shape)
+    filters = tuple(filters)
+    seeds = iter(range(seed, seed + 2 * len(filters) + 4))
+
+    inputs = keras.Input(shape=input_shape, name="input")
+    h = keras.layers.Reshape((height, width, channels), name="to_image")(inputs)
+    sizes = [(height, width)]
+    for i, n_filters in enumerate(filters):
+        h = _conv(n_filters, activation, next(seeds), f"encoder_conv_{i}")(h)
+        h = keras.layers.MaxPooling2D(2, padding="same", name=f"encoder_pool_{i}")(h)
+        sizes.append(tuple(-(-s // 2) for s in sizes[-1]))
+    map_shape = (*sizes[-1], filters[-1] if filters else channels)
+    h = keras.layers.Flatten(name="flatten")(h)
+    regularizer = keras.regularizers.L1(code_l1) if code_l1 else None
+    if n_components is None:
+        if code_activation is not None:
+            h = keras.layers.Activation(code_activation, name="code_activation")(h)
+        code = keras.layers.ActivityRegularization(l1=code_l1, name="code")(h)
+    else:
+        code = _dense(
+            n_components,
+            code_activation,
+            next(seeds),
+            "code",
+            activity_regularizer=regularizer,
+        )(h)
+    encoder = keras.Model(inputs, code, name="encoder")
+
+    code_in = keras.Input(shape=(encoder.output_shape[-1],), name="code_input")
+    h = code_in
+    if n_components is not None:
+        h = _dense(int(np.prod(map_shape)), activation, next(seeds), "decoder_dense")(h)
+    h = keras.layers.Reshape(map_shape, name="to_map")(h)
+    for i in reversed(range(len(filters))):
+        h = _conv(filters[i], activation, next(seeds), f"decoder_conv_{i}")(h)
+        h = keras.layers.UpSampling2D(2, name=f"decoder_upsample_{i}")(h)
+        extra = [2 * s - t for s, t in zip(sizes[i + 1], sizes[i], strict=True)]
+        if any(extra):
+            # The encoder rounded an odd size up; drop the extra row or column.
+            h = keras.layers.Cropping2D(
+                ((0, extra[0]), (0, extra[1])), name=f"decoder_crop_{i}"
+            )(h)
+    h = _conv(channels, output_activation, next(seeds), "output")(h)
+    outputs = keras.layers.Reshape(input_shape, name="to_input_shape")(h)
+    decoder = keras.Model(code_in, outputs, name="decoder")
+    return encoder, decoder
+
+
+@contextlib.contextmanager
+def _seeded_python_random(seed):
+    # Keras draws the seed of every unseeded initializer (and dropout layer) from
+    # Python's `random` when the layer is created: seeding it around the build
+    # makes user networks reproducible, and restoring it afterwards leaves the
+    # caller's random sequence as it was. Builds running at once in several
+    # threads could interleave their draws (reproducibility only, not safety).
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+def _fresh_copy(model, role):
+    """A copy of a Keras model or layer with newly initialised weights."""
+    try:
+        if isinstance(model, keras.Model):
+            return keras.models.clone_model(model)
+        return model.__class__.from_config(model.get_config())
+    except Exception as exc:
+        raise ValueError(
+            f"Expected a {role} that keras.models.clone_model can copy, such as a "
+            "Sequential or functional model; pass a function building it "
+            f"instead. Received: {role}={model!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _declared_input_shape(model):
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        return None  # Not built yet: it takes whatever it is called on.
+    return tuple(shape) if isinstance(shape, (tuple, list)) else None
+
+
+def _user_network(spec, role, input_shape, n_components, *, seed):
+    """The encoder or decoder given by the user, as a functional ``keras.Model``.
+
+    ``spec`` is a Keras model (or layer), used as a template: a copy with fresh
+    weights is returned, so that training never changes the caller's object. Or
+    it is a callable ``spec(input_shape, n_components)`` returning a new model.
+    The result takes inputs of shape ``(None, *input_shape)`` (encoder) or
+    ``(None, n_components)`` (decoder). Output shapes are checked by the caller.
+    """
+    in_shape = tuple(input_shape) if role == "encoder" else (n_components,)
+    with _seeded_python_random(seed):
+        if isinstance(spec, keras.layers.Layer):
+            model = _fresh_copy(spec, role)
+        else:
+            model = spec(tuple(input_shape), n_components)
+            if not isinstance(model, keras.layers.Layer):
+                raise TypeError(
+                    f"Expected {role}(input_shape, n_components) to return a "
+                    f"keras.Model. Received: {type(model).__name__} from "
+                    f"{role}={spec!r}"
+                )
+        declared = _declared_input_shape(model)
+        if declared is not None and not _shape_matches(declared, (None, *in_shape)):
+            raise ValueError(
+                f"Expected the {role} to take inputs of shape {(None, *in_shape)}. "
+                f"Received: {role} with input_shape={declared}"
+            )
+        inputs = keras.Input(shape=in_shape, name=f"{role}_input")
+        return keras.Model(inputs, model(inputs), name=role)
+
+
+def _shape_matches(shape, expected):
+    """Whether a Keras shape (None for any size) fits ``expected``."""
+    shape = tuple(shape)
+    return len(shape) == len(expected) and all(
+        s is None or e is None or s == e for s, e in zip(shape, expected, strict=True)
+    )
