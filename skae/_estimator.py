@@ -356,6 +356,15 @@ class AutoencoderTransformer(
         -------
         self : object
             The fitted transformer.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skae import AutoencoderTransformer
+        >>> X = np.random.RandomState(0).rand(100, 6)
+        >>> ae = AutoencoderTransformer(epochs=2, random_state=0).fit(X)
+        >>> ae.n_features_in_, ae.n_iter_
+        (6, 2)
         """
         self._reset()
         X, sample_shape = self._validate_X(X, reset=True)
@@ -646,6 +655,17 @@ class AutoencoderTransformer(
         -------
         X_new : ndarray of shape (n_samples, n_components)
             The codes, in X's float dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skae import AutoencoderTransformer
+        >>> X = np.random.RandomState(0).rand(100, 6)
+        >>> ae = AutoencoderTransformer(epochs=2, random_state=0).fit(X)
+        >>> ae.transform(X[:3]).shape
+        (3, 2)
+        >>> ae.transform(X.astype(np.float32)).dtype
+        dtype('float32')
         """
         check_is_fitted(self)
         X, _ = self._validate_X(X, reset=False)
@@ -665,6 +685,16 @@ class AutoencoderTransformer(
 (n_samples, *image_shape)
             The reconstructions, in X's float dtype: images of the shape ``fit``
             was given when it was given images, else rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skae import AutoencoderTransformer
+        >>> X = np.random.RandomState(0).rand(100, 6)
+        >>> ae = AutoencoderTransformer(epochs=2, random_state=0).fit(X)
+        >>> grid = [[x, y] for x in (-1.0, 0.0, 1.0) for y in (-1.0, 0.0, 1.0)]
+        >>> ae.inverse_transform(grid).shape
+        (9, 6)
         """
         check_is_fitted(self)
         X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
@@ -693,6 +723,16 @@ class AutoencoderTransformer(
         scores : ndarray of shape (n_samples,)
             ``-mean((x - inverse_transform(transform(x))) ** 2)`` per row, in
             the input's units.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skae import AutoencoderTransformer
+        >>> X = np.random.RandomState(0).rand(100, 6)
+        >>> ae = AutoencoderTransformer(epochs=2, random_state=0).fit(X)
+        >>> scores = ae.score_samples(X)
+        >>> scores.shape, bool((scores <= 0).all())
+        ((100,), True)
         """
         check_is_fitted(self)
         X, _ = self._validate_X(X, reset=False)
@@ -718,6 +758,15 @@ class AutoencoderTransformer(
         -------
         score : float
             The mean of :meth:`score_samples`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skae import AutoencoderTransformer
+        >>> X = np.random.RandomState(0).rand(100, 6)
+        >>> ae = AutoencoderTransformer(epochs=2, random_state=0).fit(X)
+        >>> bool(np.isclose(ae.score(X), ae.score_samples(X).mean()))
+        True
         """
         return float(np.mean(self.score_samples(X)))
 
