@@ -7,6 +7,8 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from .metrics import _check_labels
+
 __all__ = [
     "plot_embedding",
     "plot_embeddings",
@@ -342,16 +344,6 @@ def _check_embedding(Z, name):
             f"keep two columns, e.g. {name}[:, :2]. Received: {name}.shape={Z.shape}"
         )
     return Z
-
-
-def _check_labels(y, n_samples, name, rows_of):
-    y = np.asarray(y)
-    if y.shape != (n_samples,):
-        raise ValueError(
-            f"Expected {name} to be 1-D with one label per row of {rows_of} "
-            f"({n_samples}). Received: {name}.shape={y.shape}"
-        )
-    return y
 
 
 def _class_colors(cmap, n_classes):
