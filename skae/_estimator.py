@@ -215,8 +215,10 @@ class AutoencoderTransformer(
 
     Notes
     -----
-    Computation runs in float32 (Keras' default); ``transform`` and
-    ``inverse_transform`` return the input's float dtype.
+    Training runs in float32 (Keras' default). ``transform`` and
+    ``inverse_transform`` run a float64 copy of the trained network, so a
+    sample's result does not depend on the other rows it is batched with, and
+    return the input's float dtype.
 
     Examples
     --------
