@@ -1,0 +1,688 @@
+"""Input read a batch of rows at a time: memmaps, sliceable array-likes, sparse.
+
+``fit`` and ``transform`` normally take X whole through scikit-learn's
+``validate_data``, which copies it into memory (and densifies nothing: it rejects
+sparse input). The helpers here let them take data that must not be copied or
+densified whole instead:
+
+* a :class:`numpy.memmap`, possibly larger than memory;
+* any 2-D array-like that can be sliced, such as an h5py dataset or a zarr
+  array: an object with a 2-D ``shape``, a NumPy ``dtype`` and ``__getitem__``
+  taking row slices;
+* a SciPy sparse matrix or array, densified one batch of rows at a time.
+
+Nothing here reads X whole: validation looks at ``shape`` and ``dtype`` only,
+and the finiteness check sklearn's ``validate_data`` runs on all of X is run on
+each batch as it is read, with the same messages ("Input X contains NaN.").
+Batches are always fresh, writable, C-ordered arrays that callers may modify in
+place without touching X (a memmap opened with ``mode="r+"`` included).
+"""
+
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import assert_all_finite
+
+from ._scaling import SCALINGS
+
+# Rows per batch aim at this many bytes of float64: large enough to amortise a
+# read from disk, small enough that a batch and its temporaries stay small.
+_BATCH_BYTES = 32 * 2**20
+
+# Frames have a 2-D shape and a dtype-like attribute too, but validate_data
+# knows their column names and dtypes, so they never take the streaming path.
+_FRAME_MODULES = ("pandas", "polars", "pyarrow", "modin", "cudf")
+
+
+def is_streamable(X):
+    """Whether X should be read a batch at a time rather than copied whole.
+
+    The rule is conservative, so that anything unusual keeps going through
+    scikit-learn's ``validate_data`` as before:
+
+    * SciPy sparse matrices and arrays: always (``validate_data`` would reject
+      them; :func:`check_streamable` explains what is wrong with odd ones);
+    * :class:`numpy.memmap`: when 2-D; 1-D and image-shaped memmaps keep the
+      in-memory path, which reports or reshapes them;
+    * other ndarrays, lists, tuples and data frames (pandas, polars, pyarrow):
+      never;
+    * any other object: when it has a ``shape`` that is a tuple of two integers,
+      a ``dtype`` that is a :class:`numpy.dtype` (which rules out torch and
+      TensorFlow tensors) and ``__getitem__``, as h5py datasets, zarr arrays and
+      dask arrays of known shape have. Its dtype is checked later, by
+      :func:`check_streamable`, so that a non-numeric dataset is reported
+      without being read.
+
+    Parameters
+    ----------
+    X : object
+        The input to classify.
+
+    Returns
+    -------
+    bool
+        True when X should go through :func:`check_streamable`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skae._streaming import is_streamable
+    >>> is_streamable(sp.csr_array(np.eye(3)))
+    True
+    >>> is_streamable(np.eye(3)), is_streamable([[0.0, 1.0]])
+    (False, False)
+    """
+    if sp.issparse(X):
+        return True
+    if isinstance(X, np.ndarray):
+        return isinstance(X, np.memmap) and X.ndim == 2
+    if isinstance(X, (list, tuple)) or _is_frame(X):
+        return False
+    shape = getattr(X, "shape", None)
+    return (
+        isinstance(shape, tuple)
+        and len(shape) == 2
+        and all(isinstance(d, Integral) for d in shape)
+        and isinstance(getattr(X, "dtype", None), np.dtype)
+        and hasattr(type(X), "__getitem__")
+    )
+
+
+def _is_frame(X):
+    module = type(X).__module__.partition(".")[0]
+    return (
+        module in _FRAME_MODULES or hasattr(X, "__dataframe__") or hasattr(X, "columns")
+    )
+
+
+def float_dtype(X):
+    """The float dtype batches of X are read as: float32 for float32 X, else float64.
+
+    The same choice as ``validate_data(dtype=[np.float64, np.float32])``, so a
+    float32 memmap trains in float32 as a float32 array would.
+
+    Parameters
+    ----------
+    X : array-like or sparse matrix
+        Anything with a ``dtype``.
+
+    Returns
+    -------
+    numpy.dtype
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae._streaming import float_dtype
+    >>> float_dtype(np.zeros((2, 2), dtype=np.float32))
+    dtype('float32')
+    >>> float_dtype(np.zeros((2, 2), dtype=np.int16))
+    dtype('float64')
+    """
+    if np.dtype(X.dtype) == np.float32:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def check_streamable(X, *, n_features=None, ensure_min_samples=1, input_name="X"):
+    """Validate X from its shape and dtype alone, without reading or copying it.
+
+    Checks that X is 2-D, of a real numeric dtype (bool, integer or floating
+    point), with at least ``ensure_min_samples`` samples and one feature, and
+    with ``n_features`` features when given. Finiteness is checked later, on
+    each batch as :func:`take_rows` or :func:`iter_batches` reads it.
+
+    Parameters
+    ----------
+    X : numpy.memmap, ndarray, sparse matrix or array, or sliceable array-like
+        See :func:`is_streamable`.
+    n_features : int or None, default=None
+        The number of features X must have (the one seen in fit), or None.
+    ensure_min_samples : int, default=1
+        The fewest samples X may have.
+    input_name : str, default="X"
+        The name of X in error messages.
+
+    Returns
+    -------
+    X : object
+        X itself, except for sparse input that is not CSR: it is converted to
+        CSR (of the same kind, matrix or array), so that rows are read fast.
+        That copies the sparse structure (about the size of the stored
+        values), never densifies it. Memmaps and array-likes are returned as
+        they are, dtype included: batches are converted one at a time.
+
+    Raises
+    ------
+    TypeError
+        X has no integer ``shape`` or no NumPy ``dtype``.
+    ValueError
+        X has the wrong number of dimensions, samples or features, or a
+        non-numeric or complex dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skae._streaming import check_streamable
+    >>> X = sp.coo_array(np.eye(3))
+    >>> check_streamable(X).format
+    'csr'
+    >>> check_streamable(X, n_features=4)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: Expected X with 4 features, as seen in fit. Received: X with shape...
+    """
+    try:
+        shape = tuple(int(d) for d in X.shape)
+        dtype = np.dtype(X.dtype)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise TypeError(
+            f"Expected {input_name} to be an array-like with an integer shape and "
+            f"a NumPy dtype, such as a numpy.memmap, an h5py dataset or a SciPy "
+            f"sparse matrix. Received: {input_name} of type {type(X).__name__}"
+        ) from exc
+    if len(shape) != 2:
+        raise ValueError(
+            f"Expected a 2-D {input_name} of shape (n_samples, n_features). "
+            f"Received: {input_name} with shape {shape}"
+        )
+    if dtype.kind not in "biuf":
+        raise ValueError(
+            f"Expected {input_name} with a real numeric dtype (bool, integer or "
+            f"floating point). Received: {input_name} with dtype {dtype}"
+        )
+    if shape[0] < ensure_min_samples:
+        raise ValueError(
+            f"Expected {input_name} with at least {ensure_min_samples} sample(s). "
+            f"Received: {input_name} with shape {shape}"
+        )
+    if shape[1] < 1:
+        raise ValueError(
+            f"Expected {input_name} with at least 1 feature. "
+            f"Received: {input_name} with shape {shape}"
+        )
+    if n_features is not None and shape[1] != n_features:
+        raise ValueError(
+            f"Expected {input_name} with {n_features} features, as seen in fit. "
+            f"Received: {input_name} with shape {shape}"
+        )
+    if sp.issparse(X) and X.format != "csr":
+        X = X.tocsr()
+    return X
+
+
+def auto_batch_rows(n_features):
+    """Rows per batch for reading X: about 32 MiB of float64, at least one row.
+
+    Parameters
+    ----------
+    n_features : int
+        The number of features of X.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from skae._streaming import auto_batch_rows
+    >>> auto_batch_rows(784), auto_batch_rows(10**8)
+    (5349, 1)
+    """
+    return max(1, _BATCH_BYTES // (8 * max(1, int(n_features))))
+
+
+def take_rows(X, rows, dtype=None, *, input_name="X", estimator_name=None):
+    """Dense rows of X, in the order of ``rows``, reading only those rows.
+
+    Parameters
+    ----------
+    X : numpy.memmap, ndarray, sparse matrix or array, or sliceable array-like
+        As returned by :func:`check_streamable`.
+    rows : array-like of int of shape (n_rows,)
+        Row indices, in any order, repeats allowed; negative ones count from the
+        end as in NumPy.
+    dtype : float dtype or None, default=None
+        The dtype of the result; None gives :func:`float_dtype` of X.
+    input_name : str, default="X"
+        The name of X in error messages.
+    estimator_name : str or None, default=None
+        Passed to :func:`sklearn.utils.assert_all_finite`, whose NaN message
+        then names the estimator as ``validate_data``'s does.
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_features)
+        A fresh C-ordered array, never a view of X.
+
+    Raises
+    ------
+    ValueError
+        The rows read contain NaN or infinity (after conversion to ``dtype``:
+        float64 values too large for float32 count as infinite).
+    IndexError
+        A row index is out of range.
+
+    Notes
+    -----
+    A memmap is indexed with the sorted unique rows, then the result reordered,
+    so that the file is read forwards and each page once. Sparse rows come from
+    CSR row indexing, densified afterwards (non-CSR input is converted to CSR
+    first, at every call: pass X through :func:`check_streamable` once).
+    Other array-likes are read as one slice per run of consecutive rows, the
+    one kind of selection every sliceable object supports (h5py's point
+    selections are slow, zarr 2 takes no integer arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skae._streaming import take_rows
+    >>> X = sp.csr_array(np.arange(6.0).reshape(3, 2))
+    >>> take_rows(X, [2, 0, 2])
+    array([[4., 5.],
+           [0., 1.],
+           [4., 5.]])
+    >>> take_rows(np.array([[np.nan, 1.0]]), [0])
+    Traceback (most recent call last):
+        ...
+    ValueError: Input X contains NaN.
+    """
+    dtype = float_dtype(X) if dtype is None else np.dtype(dtype)
+    n_samples, n_features = (int(d) for d in X.shape)
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise TypeError(
+            "Expected rows to be a 1-D array of integer indices. Received: rows "
+            f"with shape {rows.shape} and dtype {rows.dtype}"
+        )
+    rows = rows.astype(np.intp, copy=False)
+    if rows.size and (rows.min() < -n_samples or rows.max() >= n_samples):
+        raise IndexError(
+            f"Expected row indices in [-{n_samples}, {n_samples}) for "
+            f"{input_name} with shape {tuple(X.shape)}. Received: rows from "
+            f"{rows.min()} to {rows.max()}"
+        )
+    if rows.size and rows.min() < 0:
+        rows = np.where(rows < 0, rows + n_samples, rows)
+
+    if sp.issparse(X):
+        batch = _as_csr(X)[rows].toarray()
+    elif isinstance(X, np.ndarray) and not isinstance(X, np.memmap):
+        batch = X[rows]
+    else:
+        increasing = bool(np.all(rows[1:] > rows[:-1]))
+        unique, inverse = (rows, None) if increasing else _unique_inverse(rows)
+        batch = _read_sorted(X, unique, n_features, input_name)
+        if inverse is not None:
+            batch = batch[inverse]
+    # Fancy indexing, toarray() and concatenate all return fresh arrays: no copy
+    # is needed for the batch not to be a view of X.
+    return _checked(batch, dtype, False, input_name, estimator_name)
+
+
+def iter_batches(
+    X, batch_rows=None, dtype=None, *, input_name="X", estimator_name=None
+):
+    """Yield ``(start, batch)`` for consecutive row ranges of X, densified.
+
+    Parameters
+    ----------
+    X : numpy.memmap, ndarray, sparse matrix or array, or sliceable array-like
+        As returned by :func:`check_streamable`.
+    batch_rows : int or None, default=None
+        Rows per batch (the last one may have fewer); None gives
+        :func:`auto_batch_rows`.
+    dtype : float dtype or None, default=None
+        The dtype of the batches; None gives :func:`float_dtype` of X.
+    input_name : str, default="X"
+        The name of X in error messages.
+    estimator_name : str or None, default=None
+        See :func:`take_rows`.
+
+    Yields
+    ------
+    start : int
+        The index of the batch's first row in X.
+    batch : ndarray of shape (n_rows, n_features)
+        Rows ``start`` to ``start + n_rows`` of X, a fresh C-ordered array.
+
+    Raises
+    ------
+    ValueError
+        On reaching a batch that contains NaN or infinity.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae._streaming import iter_batches
+    >>> X = np.arange(10).reshape(5, 2)
+    >>> [(start, batch.shape) for start, batch in iter_batches(X, batch_rows=2)]
+    [(0, (2, 2)), (2, (2, 2)), (4, (1, 2))]
+    """
+    dtype = float_dtype(X) if dtype is None else np.dtype(dtype)
+    n_samples, n_features = (int(d) for d in X.shape)
+    if batch_rows is None:
+        batch_rows = auto_batch_rows(n_features)
+    if (
+        not isinstance(batch_rows, Integral)
+        or isinstance(batch_rows, bool)
+        or batch_rows < 1
+    ):
+        raise ValueError(
+            f"Expected batch_rows to be a positive integer or None. Received: "
+            f"batch_rows={batch_rows!r}"
+        )
+    if sp.issparse(X):
+        X = _as_csr(X)
+    # A generator inside, so that bad arguments raise at the call, not at the
+    # first next().
+    return _batches(
+        X, n_samples, n_features, int(batch_rows), dtype, input_name, estimator_name
+    )
+
+
+def _batches(X, n_samples, n_features, batch_rows, dtype, input_name, estimator_name):
+    for start in range(0, n_samples, batch_rows):
+        stop = min(start + batch_rows, n_samples)
+        if sp.issparse(X):
+            batch = _checked(
+                X[start:stop].toarray(), dtype, False, input_name, estimator_name
+            )
+        else:
+            # Always copied: a slice of an ndarray is a view (of a file, for a
+            # memmap), and an array-like's may be one too.
+            if isinstance(X, np.ndarray):
+                part = X[start:stop]
+            else:
+                part = _read_slice(X, start, stop, n_features, input_name)
+            batch = _checked(part, dtype, True, input_name, estimator_name)
+        yield start, batch
+
+
+def _checked(batch, dtype, copy, input_name, estimator_name):
+    """``batch`` as a C-ordered array of ``dtype``, checked finite."""
+    # Values beyond float32's range become inf: the check below reports them as
+    # an error, so numpy's overflow warning would only repeat it.
+    with np.errstate(over="ignore"):
+        if copy:
+            batch = np.array(batch, dtype=dtype, order="C")
+        else:
+            batch = np.asarray(batch, dtype=dtype, order="C")
+    assert_all_finite(batch, input_name=input_name, estimator_name=estimator_name)
+    return batch
+
+
+def _as_csr(X):
+    return X if X.format == "csr" else X.tocsr()
+
+
+def _unique_inverse(rows):
+    unique, inverse = np.unique(rows, return_inverse=True)
+    return unique, inverse.reshape(-1)
+
+
+def _read_sorted(X, rows, n_features, input_name):
+    """Rows of X for strictly increasing indices ``rows``."""
+    if isinstance(X, np.ndarray):
+        return X[rows]
+    if rows.size == 0:
+        return np.empty((0, n_features), dtype=X.dtype)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = rows[np.r_[0, breaks]]
+    stops = rows[np.r_[breaks - 1, rows.size - 1]] + 1
+    parts = [
+        _read_slice(X, int(a), int(b), n_features, input_name)
+        for a, b in zip(starts, stops, strict=True)
+    ]
+    return np.concatenate(parts, axis=0)
+
+
+def _read_slice(X, start, stop, n_features, input_name):
+    part = np.asarray(X[start:stop])
+    if part.shape != (stop - start, n_features):
+        raise ValueError(
+            f"Expected {input_name}[{start}:{stop}] to be an array of shape "
+            f"{(stop - start, n_features)}. Received: shape {part.shape} from "
+            f"{type(X).__name__}"
+        )
+    return part
+
+
+class ScalingStats:
+    """Running statistics of X for :func:`skae._scaling.fit_scaling`, a batch at a time.
+
+    Updating with chunk 1 then chunk 2 gives the statistics of their
+    concatenation (up to round-off, in either order), so the same object serves
+    one pass over a memmap and ``partial_fit`` across calls. Means and sums of
+    squared deviations are merged in float64 by Chan et al.'s parallel update,
+    as in sklearn's ``_incremental_mean_and_var``, on data shifted by the first
+    batch's mean: the update is exact only if the stored mean is, and a mean
+    near 1e8 stored as one float64 is rounded to 1e-8, which the update would
+    turn into a relative error of 1e-10 in the variance of data of spread 1.
+
+    Parameters
+    ----------
+    n_features : int or None, default=None
+        The number of features; None takes it from the first batch.
+
+    Attributes
+    ----------
+    n_samples_seen_ : int
+        Rows seen so far.
+    mean_ : ndarray of shape (n_features,) or None
+        Per-feature mean (float64), ``shift_ + shifted_mean_``; None before the
+        first non-empty batch.
+    shift_, shifted_mean_ : ndarray of shape (n_features,) or None
+        The mean in two parts: a fixed shift near the data (the first batch's
+        mean) and the mean of the data minus the shift.
+    m2_ : ndarray of shape (n_features,) or None
+        Per-feature sum of squared deviations from the mean (float64).
+    data_min_, data_max_ : ndarray of shape (n_features,) or None
+        Per-feature minimum and maximum (float64).
+
+    Notes
+    -----
+    :meth:`result` equals ``fit_scaling`` on the concatenated batches to
+    round-off (relative 1e-12), with one deliberate exception: a feature whose
+    minimum equals its maximum gets a variance of exactly 0 and its value as
+    mean. ``fit_scaling`` can instead find a spread of round-off (a float64
+    column of 0.1 in 1000 rows has ``std`` 1.4e-15) and so scale that feature
+    by 1e-15 rather than 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae._scaling import fit_scaling
+    >>> from skae._streaming import ScalingStats
+    >>> X = np.random.RandomState(0).rand(10, 3)
+    >>> stats = ScalingStats().update(X[:4]).update(X[4:])
+    >>> offset, scale = stats.result("standard")
+    >>> np.allclose(scale, fit_scaling(X, "standard")[1], rtol=1e-12)
+    True
+    """
+
+    def __init__(self, n_features=None):
+        self.n_features = n_features
+        self.n_samples_seen_ = 0
+        self.shift_ = self.shifted_mean_ = self.m2_ = None
+        self.data_min_ = self.data_max_ = None
+
+    @property
+    def mean_(self):
+        """Per-feature mean, float64; None before any sample."""
+        return None if self.shift_ is None else self.shift_ + self.shifted_mean_
+
+    @property
+    def var_(self):
+        """Per-feature (population) variance, float64; None before any sample."""
+        return None if self.m2_ is None else self.m2_ / self.n_samples_seen_
+
+    def update(self, batch):
+        """Add the rows of a dense batch to the statistics.
+
+        Parameters
+        ----------
+        batch : array-like of shape (n_rows, n_features)
+            Finite rows (as :func:`iter_batches` and :func:`take_rows` give);
+            any real dtype, statistics are float64. An empty batch is ignored.
+
+        Returns
+        -------
+        self : ScalingStats
+
+        Examples
+        --------
+        >>> from skae._streaming import ScalingStats
+        >>> stats = ScalingStats().update([[0.0, 1.0], [2.0, 1.0]])
+        >>> stats.n_samples_seen_, stats.mean_, stats.var_
+        (2, array([1., 1.]), array([1., 0.]))
+        """
+        batch = np.asarray(batch)
+        if batch.ndim != 2:
+            raise ValueError(
+                "Expected a 2-D batch of shape (n_rows, n_features). Received: "
+                f"batch with shape {batch.shape}"
+            )
+        if self.n_features is None:
+            self.n_features = batch.shape[1]
+        elif batch.shape[1] != self.n_features:
+            raise ValueError(
+                f"Expected a batch with {self.n_features} features, as in the "
+                f"previous ones. Received: batch with shape {batch.shape}"
+            )
+        n_b = batch.shape[0]
+        if n_b == 0:
+            return self
+        n_a = self.n_samples_seen_
+        if n_a == 0:
+            self.shift_ = batch.mean(axis=0, dtype=np.float64)
+        # Deviations formed in float64 whatever the batch's dtype, as numpy's
+        # var(dtype=float64) does.
+        dev = np.subtract(batch, self.shift_, dtype=np.float64)
+        mean_b = dev.mean(axis=0)
+        dev -= mean_b
+        m2_b = np.multiply(dev, dev, out=dev).sum(axis=0)
+        min_b = batch.min(axis=0).astype(np.float64)
+        max_b = batch.max(axis=0).astype(np.float64)
+        if n_a == 0:
+            self.shifted_mean_, self.m2_ = mean_b, m2_b
+            self.data_min_, self.data_max_ = min_b, max_b
+        else:
+            n = n_a + n_b
+            delta = mean_b - self.shifted_mean_
+            self.shifted_mean_ = self.shifted_mean_ + delta * (n_b / n)
+            self.m2_ = self.m2_ + m2_b + delta**2 * (n_a * n_b / n)
+            self.data_min_ = np.minimum(self.data_min_, min_b)
+            self.data_max_ = np.maximum(self.data_max_, max_b)
+        self.n_samples_seen_ = n_a + n_b
+        # A feature that takes one value has no spread; the round-off of summing
+        # it (0.1 added n times) must not pass for one and give a tiny scale.
+        constant = self.data_min_ == self.data_max_
+        if constant.any():
+            self.shift_[constant] = self.data_min_[constant]
+            self.shifted_mean_[constant] = 0.0
+            self.m2_[constant] = 0.0
+        return self
+
+    def result(self, method):
+        """``(offset, scale)`` as :func:`skae._scaling.fit_scaling` returns them.
+
+        Parameters
+        ----------
+        method : {"center", "standard", "minmax"} or None
+            The scaling, with ``fit_scaling``'s conventions: a scale of 1 where
+            the spread is zero, and one global range for "minmax".
+
+        Returns
+        -------
+        offset, scale : ndarray of shape (n_features,)
+            Float64; ``(X - offset) / scale`` is the scaled input.
+
+        Examples
+        --------
+        >>> from skae._streaming import ScalingStats
+        >>> ScalingStats().update([[0.0, 1.0], [2.0, 1.0]]).result("minmax")
+        (array([0., 0.]), array([2., 2.]))
+        """
+        _check_method(method)
+        if self.n_features is None:
+            raise ValueError(
+                "Expected at least one update before computing a scaling. "
+                "Received: no batch"
+            )
+        n_features = self.n_features
+        if method is None:
+            return np.zeros(n_features), np.ones(n_features)
+        if self.n_samples_seen_ == 0:
+            raise ValueError(
+                f"Expected at least one sample to compute scaling={method!r}. "
+                "Received: only empty batches"
+            )
+        if method == "minmax":
+            lo, hi = float(self.data_min_.min()), float(self.data_max_.max())
+            scale = hi - lo if hi > lo else 1.0
+            return np.full(n_features, lo), np.full(n_features, scale)
+        mean = self.mean_
+        var = self.var_
+        if method == "standard":
+            std = np.sqrt(var)
+            return mean, np.where(std > 0, std, 1.0)
+        rms = float(np.sqrt(np.mean(var)))
+        return mean, np.full(n_features, rms if rms > 0 else 1.0)
+
+
+def fit_scaling_streaming(X, method, batch_rows=None):
+    """:func:`skae._scaling.fit_scaling` computed a batch of rows at a time.
+
+    Parameters
+    ----------
+    X : numpy.memmap, ndarray, sparse matrix or array, or sliceable array-like
+        As returned by :func:`check_streamable`.
+    method : {"center", "standard", "minmax"} or None
+        The scaling. None reads nothing (and so checks no values).
+    batch_rows : int or None, default=None
+        Rows per batch; None gives :func:`auto_batch_rows`.
+
+    Returns
+    -------
+    offset, scale : ndarray of shape (n_features,)
+        Float64, as :meth:`ScalingStats.result` returns them.
+
+    Raises
+    ------
+    ValueError
+        X contains NaN or infinity (as :func:`iter_batches` reports it), or
+        ``method`` is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skae._scaling import fit_scaling
+    >>> from skae._streaming import fit_scaling_streaming
+    >>> X = np.random.RandomState(0).rand(50, 4)
+    >>> offset, scale = fit_scaling_streaming(sp.csr_array(X), "center", batch_rows=7)
+    >>> expected = fit_scaling(X, "center")
+    >>> np.allclose(offset, expected[0], rtol=1e-12)
+    True
+    >>> np.allclose(scale, expected[1], rtol=1e-12)
+    True
+    """
+    _check_method(method)
+    stats = ScalingStats(n_features=int(X.shape[1]))
+    if method is not None:
+        for _, batch in iter_batches(X, batch_rows):
+            stats.update(batch)
+    return stats.result(method)
+
+
+def _check_method(method):
+    if method is not None and method not in SCALINGS:
+        raise ValueError(
+            f"Expected method to be None or one of {SCALINGS}. "
+            f"Received: method={method!r}"
+        )
