@@ -1,5 +1,6 @@
 """AutoencoderTransformer: a Keras autoencoder as a scikit-learn transformer."""
 
+import copy
 import math
 import warnings
 from numbers import Integral, Real
@@ -15,10 +16,14 @@ from sklearn.base import (
 )
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    check_is_fitted,
+    validate_data,
+)
 
-from . import _training
-from ._scaling import SCALINGS, fit_scaling
+from . import _streaming, _training
+from ._scaling import SCALINGS
 from .architectures import (
     CONV_AUTO_FILTERS,
     _user_network,
@@ -373,25 +378,20 @@ class AutoencoderTransformer(
         input_shape = self._resolve_input_shape(X.shape[1], sample_shape)
         loss = "mse" if self.loss == "auto" else self.loss
         scaling = self._resolve_scaling(X, loss)
-        offset, scale = fit_scaling(X, scaling)
-        Xs = ((X - offset) / scale).astype(np.float32)
-        noise_std = self.noise * float(np.sqrt(np.mean(Xs.var(axis=0))))
-        if loss == "binary_crossentropy" and (Xs.min() < 0 or Xs.max() > 1):
-            raise ValueError(
-                "Expected scaled inputs in [0, 1] for loss='binary_crossentropy'. "
-                f"Received: scaling={self.scaling!r} giving values in "
-                f"[{Xs.min():.3g}, {Xs.max():.3g}]; use scaling='minmax'."
-            )
-        output_activation = self.output_activation
-        if output_activation == "auto":
-            output_activation = "sigmoid" if scaling == "minmax" else None
+        stats = _scaling_stats(X)
+        offset, scale = stats.result(scaling)
+        self._check_scaled_range(stats, offset, scale, loss)
+        output_activation = self._output_activation(scaling)
         optimizer = self._make_optimizer()
 
         rng = check_random_state(self.random_state)
-        Xs = Xs.reshape(len(Xs), *input_shape)
-        X_train, X_val = Xs, None
+        rows = np.arange(X.shape[0])
+        train_rows, val_rows = rows, None
         if self.early_stopping:
-            X_train, X_val = self._split_validation(Xs, rng)
+            train_rows, val_rows = self._split_validation(rows, rng)
+        train_rows = _row_set(X, train_rows, offset, scale, input_shape)
+        if val_rows is not None:
+            val_rows = _row_set(X, val_rows, offset, scale, input_shape)
         encoder, decoder, hidden = self._build_networks(
             X.shape[1],
             input_shape,
@@ -400,10 +400,10 @@ class AutoencoderTransformer(
         )
         batch_size = self.batch_size
         if batch_size == "auto":
-            batch_size = _auto_batch_size(X_train.shape[0])
+            batch_size = _auto_batch_size(train_rows.n)
         epochs = self.epochs
         if epochs == "auto":
-            epochs = _auto_epochs(X_train.shape[0])
+            epochs = _auto_epochs(train_rows.n)
 
         self.input_shape_ = input_shape
         # What inverse_transform returns: images when fit was given images.
@@ -412,25 +412,27 @@ class AutoencoderTransformer(
             history, n_iter = _training.train(
                 encoder,
                 decoder,
-                X_train,
-                X_val,
+                train_rows,
+                val_rows,
                 loss=loss,
                 optimizer=optimizer,
                 epochs=epochs,
                 batch_size=batch_size,
-                noise=noise_std,
+                noise=self._noise_std(stats, scale),
                 masking=self.masking,
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
                 rng=rng,
                 callbacks=self.callbacks,
                 verbose=self.verbose,
+                chunk_rows=_chunk_rows(X),
             )
         except _training.TrainingInterrupted as exc:
             n_iter = exc.n_iter
             self._set_fitted(
                 encoder, decoder, offset, scale, hidden, exc.history, n_iter
             )
+            self._set_stream_state(stats, int(rng.randint(2**31 - 1)), 0)
             warnings.warn(
                 f"Training was interrupted after {n_iter} epoch(s); the transformer "
                 "keeps the weights reached so far (the best ones with "
@@ -445,7 +447,165 @@ class AutoencoderTransformer(
             self._reset()
             raise
         self._set_fitted(encoder, decoder, offset, scale, hidden, history, n_iter)
+        self._set_stream_state(stats, int(rng.randint(2**31 - 1)), 0)
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train on one chunk of data: one epoch over X, as ``IncrementalPCA``.
+
+        The first call builds the networks from X's shape; later calls continue
+        from the weights reached (after :meth:`fit` too). The input scaling
+        statistics (``input_offset_``, ``input_scale_``) are those of all the
+        rows seen so far: when a chunk changes them, the first and last layers'
+        weights are re-expressed for the new scaling, so the transformer's maps
+        in the input's units are unchanged by the update itself. The optimizer's
+        state carries over between calls in one process (not through pickling).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            One chunk of training data; memmaps, sparse matrices and sliceable
+            array-likes are read a batch at a time.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The transformer, trained on one more chunk.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skae import AutoencoderTransformer
+        >>> X = np.random.RandomState(0).rand(300, 6)
+        >>> ae = AutoencoderTransformer(random_state=0)
+        >>> for chunk in np.array_split(X, 3):
+        ...     ae = ae.partial_fit(chunk)
+        >>> ae.n_iter_, ae.n_samples_seen_
+        (3, 300)
+        """
+        first = not self.__sklearn_is_fitted__()
+        if first:
+            self._reset()
+        X, sample_shape = self._validate_X(X, reset=first)
+        loss = "mse" if self.loss == "auto" else self.loss
+        scaling = self._resolve_scaling(X, loss)
+        state = self.__dict__.get("_stream")
+        stats = _streaming.ScalingStats()
+        if state is not None:
+            stats.__dict__.update(copy.deepcopy(state["stats"]))
+        stats = _scaling_stats(X, stats)
+        offset, scale = stats.result(scaling)
+        self._check_scaled_range(stats, offset, scale, loss)
+        if state is None:
+            init_rng = check_random_state(self.random_state)
+            state = {"seed": int(init_rng.randint(2**31 - 1 - 1000)), "step": 0}
+        if first:
+            input_shape = self._resolve_input_shape(X.shape[1], sample_shape)
+            encoder, decoder, hidden = self._build_networks(
+                X.shape[1],
+                input_shape,
+                self._output_activation(scaling),
+                seed=state["seed"],
+            )
+            if scaling is not None and _foldable_layers(encoder, decoder) is None:
+                self._reset()
+                raise ValueError(
+                    "Expected a dense network (architecture='dense', no user "
+                    "encoder or decoder, linear output) for partial_fit with "
+                    "input scaling, whose updates are folded into the first and "
+                    "last layers. Received: "
+                    f"architecture={self.architecture!r}, scaling={scaling!r}; "
+                    "use scaling=None with pre-scaled data, or fit."
+                )
+            self.input_shape_ = input_shape
+            self._sample_shape = sample_shape
+            history, n_iter = {"loss": []}, 0
+        else:
+            encoder, decoder, hidden = (
+                self.encoder_,
+                self.decoder_,
+                self.hidden_layer_sizes_,
+            )
+            history, n_iter = self.history_, self.n_iter_
+            # A failed chunk must leave the transformer as it was before it.
+            saved = encoder.get_weights(), decoder.get_weights()
+            _fold_scaling(
+                encoder, decoder, self.input_offset_, self.input_scale_, offset, scale
+            )
+        optimizer = self.__dict__.get("_optimizer") or self._make_optimizer()
+        rows = _row_set(X, np.arange(X.shape[0]), offset, scale, self.input_shape_)
+        batch_size = self.batch_size
+        if batch_size == "auto":
+            batch_size = _auto_batch_size(rows.n)
+        chunk_rows = _chunk_rows(X)
+        try:
+            chunk_history, _ = _training.train(
+                encoder,
+                decoder,
+                rows,
+                None,
+                loss=loss,
+                optimizer=optimizer,
+                epochs=1,
+                batch_size=batch_size,
+                noise=self._noise_std(stats, scale),
+                masking=self.masking,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                # One stream of noise across calls; each chunk its own shuffle.
+                rng=np.random.RandomState([state["seed"], state["step"]]),
+                callbacks=self.callbacks,
+                verbose=self.verbose,
+                chunk_rows=chunk_rows,
+                noise_seed=state["seed"],
+                first_step=state["step"],
+                warn_convergence=False,
+            )
+        except BaseException:
+            if first:
+                self._reset()
+            else:
+                encoder.set_weights(saved[0])
+                decoder.set_weights(saved[1])
+                # The optimizer's moments saw the failed steps.
+                self.__dict__.pop("_optimizer", None)
+            raise
+        history = {"loss": history.get("loss", []) + chunk_history["loss"]}
+        self._set_fitted(encoder, decoder, offset, scale, hidden, history, n_iter + 1)
+        steps = _training.count_batches(rows.n, batch_size, chunk_rows)
+        self._set_stream_state(stats, state["seed"], state["step"] + steps)
+        self._optimizer = optimizer
+        return self
+
+    def _set_stream_state(self, stats, seed, step):
+        # What partial_fit continues from, as plain data that pickles and
+        # saves: the running scaling statistics (so that partial_fit after fit
+        # updates fit's) and the position in the random stream. The optimizer's
+        # state is kept only in memory, in _optimizer.
+        self.n_samples_seen_ = int(stats.n_samples_seen_)
+        self._stream = {"stats": dict(vars(stats)), "seed": seed, "step": step}
+
+    def _check_scaled_range(self, stats, offset, scale, loss):
+        lo = float(np.min((stats.data_min_ - offset) / scale))
+        hi = float(np.max((stats.data_max_ - offset) / scale))
+        if loss == "binary_crossentropy" and (lo < 0 or hi > 1):
+            raise ValueError(
+                "Expected scaled inputs in [0, 1] for loss='binary_crossentropy'. "
+                f"Received: scaling={self.scaling!r} giving values in "
+                f"[{lo:.3g}, {hi:.3g}]; use scaling='minmax'."
+            )
+
+    def _noise_std(self, stats, scale):
+        # Relative to the scaled data's RMS, so one setting suits any units.
+        return self.noise * float(np.sqrt(np.mean(stats.var_ / scale**2)))
+
+    def _output_activation(self, scaling):
+        if self.output_activation == "auto":
+            return "sigmoid" if scaling == "minmax" else None
+        return self.output_activation
 
     def _reset(self):
         # A failed or interrupted refit must not leave attributes of two fits.
@@ -454,6 +614,8 @@ class AutoencoderTransformer(
         ]:
             delattr(self, name)
         self.__dict__.pop("_inference", None)
+        self.__dict__.pop("_stream", None)
+        self.__dict__.pop("_optimizer", None)
 
     def _set_fitted(self, encoder, decoder, offset, scale, hidden, history, n_iter):
         self.encoder_ = encoder
@@ -510,6 +672,8 @@ class AutoencoderTransformer(
         Images are flattened first, so that ``n_features_in_`` counts values
         (784 for 28x28 images) and scaling works per value as for rows.
         """
+        if _streaming.is_streamable(X):
+            return self._validate_streamed(X, reset=reset)
         kwargs = {"dtype": [np.float64, np.float32], "reset": reset}
         if reset:
             kwargs["ensure_min_samples"] = 2
@@ -540,6 +704,20 @@ class AutoencoderTransformer(
             X = X.reshape(len(X), -1)
         X = validate_data(self, X, **kwargs)
         return X, sample_shape or (X.shape[1],)
+
+    def _validate_streamed(self, X, *, reset):
+        # validate_data would copy X whole (and densify nothing: it rejects
+        # sparse input); X is checked from its shape and dtype here, and each
+        # batch for finiteness as it is read.
+        X = _streaming.check_streamable(
+            X,
+            n_features=None if reset else self.n_features_in_,
+            ensure_min_samples=2 if reset else 1,
+        )
+        _check_feature_names(self, X, reset=reset)
+        if reset:
+            self.n_features_in_ = int(X.shape[1])
+        return X, (int(X.shape[1]),)
 
     def _resolve_input_shape(self, n_features, sample_shape):
         """Shape of one sample as the networks see it."""
@@ -631,17 +809,17 @@ class AutoencoderTransformer(
             hidden = None
         return encoder, decoder, hidden
 
-    def _split_validation(self, Xs, rng):
-        n_val = round(self.validation_fraction * Xs.shape[0])
-        if n_val < 1 or n_val >= Xs.shape[0]:
+    def _split_validation(self, rows, rng):
+        n_val = round(self.validation_fraction * rows.shape[0])
+        if n_val < 1 or n_val >= rows.shape[0]:
             raise ValueError(
                 "Expected validation_fraction to leave at least one sample for "
                 "training and one for validation. Received: "
                 f"validation_fraction={self.validation_fraction} with "
-                f"n_samples={Xs.shape[0]}"
+                f"n_samples={rows.shape[0]}"
             )
-        order = rng.permutation(Xs.shape[0])
-        return Xs[order[n_val:]], Xs[order[:n_val]]
+        order = rng.permutation(rows.shape[0])
+        return rows[order[n_val:]], rows[order[:n_val]]
 
     # -- inference ---------------------------------------------------------
 
@@ -739,9 +917,14 @@ class AutoencoderTransformer(
         check_is_fitted(self)
         X, _ = self._validate_X(X, reset=False)
         offset, scale = self.input_offset_, self.input_scale_
-        codes = self._run("encoder_", X, offset, scale, None)
-        reconstructed = self._run("decoder_", codes, None, None, (offset, scale))
-        return -np.mean((X - reconstructed) ** 2, axis=1)
+        scores = np.empty(X.shape[0], dtype=_out_dtype(X))
+        for start, batch in _row_batches(X):
+            codes = self._run("encoder_", batch, offset, scale, None)
+            reconstructed = self._run("decoder_", codes, None, None, (offset, scale))
+            scores[start : start + len(batch)] = -np.mean(
+                (batch - reconstructed) ** 2, axis=1
+            )
+        return scores
 
     def score(self, X, y=None):
         """Negative mean squared reconstruction error over X.
@@ -826,17 +1009,19 @@ class AutoencoderTransformer(
         model = getattr(self, model_name)
         # Rows in and out: images are reshaped for the network and flattened back.
         in_shape = model.input_shape[1:]
-        out = np.empty((X.shape[0], math.prod(model.output_shape[1:])), dtype=X.dtype)
-        for start in range(0, X.shape[0], _INFERENCE_BATCH):
-            batch = X[start : start + _INFERENCE_BATCH]
+        out = np.empty(
+            (X.shape[0], math.prod(model.output_shape[1:])), dtype=_out_dtype(X)
+        )
+        for start, batch in _row_batches(X):
             if offset is not None:
-                batch = (batch - offset) / scale
+                batch = np.subtract(batch, offset)
+                batch /= scale
             rows = len(batch)
             batch = batch.reshape(rows, *in_shape)
             result = fn(tf.constant(batch, dtype=dtype)).numpy().reshape(rows, -1)
             if unscale is not None:
                 result = result * unscale[1] + unscale[0]
-            out[start : start + _INFERENCE_BATCH] = result
+            out[start : start + rows] = result
         return out
 
     def _inference_fn(self, model_name):
@@ -865,6 +1050,7 @@ class AutoencoderTransformer(
         # Compiled functions do not pickle; they are rebuilt on first use.
         state = super().__getstate__()
         state.pop("_inference", None)
+        state.pop("_optimizer", None)
         return state
 
     def __setstate__(self, state):
@@ -885,8 +1071,105 @@ class AutoencoderTransformer(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         tags.input_tags.three_d_array = self._accepts_images()
         return tags
+
+
+def _scaling_stats(X, stats=None):
+    """Update ``stats`` (or new ones) with X's rows, a batch at a time if streamed."""
+    stats = _streaming.ScalingStats() if stats is None else stats
+    for _, batch in _row_batches(X):
+        stats.update(batch)
+    return stats
+
+
+def _row_batches(X):
+    """``(start, dense batch)`` of X: slices in memory, reads when streamed."""
+    if _streaming.is_streamable(X):
+        # Rows of ~8 MB: wide rows must not make a batch of 4096 huge.
+        rows = min(_INFERENCE_BATCH, _streaming.auto_batch_rows(X.shape[1]) // 4)
+        yield from _streaming.iter_batches(X, rows)
+        return
+    for start in range(0, X.shape[0], _INFERENCE_BATCH):
+        yield start, X[start : start + _INFERENCE_BATCH]
+
+
+def _out_dtype(X):
+    return _streaming.float_dtype(X) if _streaming.is_streamable(X) else X.dtype
+
+
+def _row_set(X, rows, offset, scale, input_shape):
+    """Training or validation rows: scaled in memory, or read a chunk at a time."""
+    if _streaming.is_streamable(X):
+        return _training.StreamedRows(X, rows, offset, scale, input_shape)
+    Xs = ((X[rows] - offset) / scale).astype(np.float32)
+    return _training.ArrayRows(Xs.reshape(len(rows), *input_shape))
+
+
+def _chunk_rows(X):
+    # Streamed rows are read about 32 MB at a time; in memory, all at once.
+    if _streaming.is_streamable(X):
+        return _streaming.auto_batch_rows(X.shape[1])
+    return None
+
+
+def _foldable_layers(encoder, decoder):
+    """The Dense layers that read the input and write the output, or None.
+
+    A change of input scaling can be folded into exactly these: every path
+    from the input starts with a Dense layer (after flattening), every path to
+    the output ends with a linear Dense layer (before summing or reshaping).
+    """
+    reshaping = (keras.layers.Flatten, keras.layers.Reshape)
+    sources, first = {id(encoder.inputs[0])}, []
+    for layer in encoder.layers[1:]:
+        if not any(id(t) in sources for t in keras.tree.flatten(layer.input)):
+            continue
+        if isinstance(layer, reshaping):
+            sources.add(id(layer.output))
+        elif isinstance(layer, keras.layers.Dense):
+            first.append(layer)
+        else:
+            return None
+    targets, last = {id(decoder.outputs[0])}, []
+    for layer in reversed(decoder.layers[1:]):
+        if id(layer.output) not in targets:
+            continue
+        if isinstance(layer, (*reshaping, keras.layers.Add)):
+            targets.update(id(t) for t in keras.tree.flatten(layer.input))
+        elif isinstance(layer, keras.layers.Dense) and layer.activation in (
+            keras.activations.linear,
+        ):
+            last.append(layer)
+        else:
+            return None
+    return (first, last) if first and last else None
+
+
+def _fold_scaling(encoder, decoder, old_offset, old_scale, offset, scale):
+    """Re-express the first and last layers for a new input scaling, in place.
+
+    With ``x_scaled = (x - offset) / scale``, a first layer ``W x_scaled + b``
+    and a reconstruction ``scale * y + offset`` keep their values in the input's
+    units when ``W``, ``b`` and the last layers' weights change as below.
+    """
+    if np.array_equal(old_offset, offset) and np.array_equal(old_scale, scale):
+        return
+    first, last = _foldable_layers(encoder, decoder)
+    for layer in first:
+        kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+        layer.set_weights(
+            [
+                kernel * (scale / old_scale)[:, None],
+                bias + ((offset - old_offset) / old_scale) @ kernel,
+            ]
+        )
+    shift = (old_offset - offset) / scale
+    for i, layer in enumerate(last):
+        kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+        bias = bias * (old_scale / scale) + (shift if i == 0 else 0.0)
+        layer.set_weights([kernel * (old_scale / scale), bias])
 
 
 def _auto_batch_size(n_samples):

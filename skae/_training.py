@@ -101,11 +101,65 @@ def _corrupt(x, noise, masking, seed):
     return x
 
 
+class ArrayRows:
+    """Training rows held in memory: the scaled float32 array, network-shaped."""
+
+    def __init__(self, X):
+        self.X = X
+        self.n = X.shape[0]
+        self._tensor = None
+
+    def chunks(self, order, chunk_rows):
+        # One chunk: the whole array, converted to a tensor once per fit.
+        if self._tensor is None:
+            self._tensor = tf.constant(self.X)
+        yield self._tensor, order
+
+    def batches(self, size):
+        for start in range(0, self.n, size):
+            yield self.X[start : start + size]
+
+
+class StreamedRows:
+    """Rows of an X read a chunk at a time (memmap, sparse, sliceable array-like).
+
+    ``rows`` selects the rows of X that belong to this set (training or
+    validation); each chunk is read, densified and scaled on its own, so memory
+    holds one chunk, never X.
+    """
+
+    def __init__(self, X, rows, offset, scale, input_shape):
+        self.X, self.rows = X, np.asarray(rows)
+        self.offset, self.scale = offset, scale
+        self.input_shape = tuple(input_shape)
+        self.n = len(self.rows)
+
+    def read(self, positions):
+        from ._streaming import take_rows
+
+        batch = take_rows(self.X, self.rows[positions], np.float64)
+        # In place: a fresh array, and a chunk is the largest thing held.
+        batch -= self.offset
+        batch /= self.scale
+        return batch.astype(np.float32).reshape(len(batch), *self.input_shape)
+
+    def chunks(self, order, chunk_rows):
+        for start in range(0, len(order), chunk_rows):
+            positions = order[start : start + chunk_rows]
+            # Read in file order (each page once), train in the shuffled order.
+            ranks = np.argsort(np.argsort(positions, kind="stable"), kind="stable")
+            yield tf.constant(self.read(np.sort(positions))), ranks
+
+    def batches(self, size):
+        for start in range(0, self.n, size):
+            yield self.read(np.arange(start, min(start + size, self.n)))
+
+
 def train(
     encoder,
     decoder,
-    X_train,
-    X_val,
+    train_rows,
+    val_rows,
     *,
     loss,
     optimizer,
@@ -118,14 +172,23 @@ def train(
     rng,
     callbacks,
     verbose,
+    chunk_rows=None,
+    noise_seed=None,
+    first_step=0,
+    warn_convergence=True,
 ):
     """Train ``decoder(encoder(x)) ~ x`` in place; return ``(history, n_iter)``.
 
-    Stops early when the monitored loss (validation loss when ``X_val`` is given,
-    else training loss) has not improved by ``tol`` for ``n_iter_no_change``
-    epochs, as scikit-learn's MLP does; with a validation set the best weights are
-    restored. Raises ``ValueError`` on a non-finite loss or non-finite weights, and
-    ``TrainingInterrupted`` on a KeyboardInterrupt after at least one epoch.
+    ``train_rows`` and ``val_rows`` (or None) are :class:`ArrayRows` or
+    :class:`StreamedRows`; streamed rows are read ``chunk_rows`` at a time, and
+    batches are drawn within a chunk of randomly chosen rows. Stops early when
+    the monitored loss (validation loss when ``val_rows`` is given, else training
+    loss) has not improved by ``tol`` for ``n_iter_no_change`` epochs, as
+    scikit-learn's MLP does; with a validation set the best weights are
+    restored. Raises ``ValueError`` on a non-finite loss or non-finite weights,
+    and ``TrainingInterrupted`` on a KeyboardInterrupt after at least one epoch.
+    ``noise_seed`` and ``first_step`` let ``partial_fit`` continue one stream of
+    noise across calls.
     """
     inputs = keras.Input(shape=encoder.input_shape[1:])
     autoencoder = keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")
@@ -140,11 +203,12 @@ def train(
         optimizer._all_reduce_sum_gradients = list
     loss_fn = _loss_fn(loss)
 
-    n = X_train.shape[0]
+    n = train_rows.n
     batch_size = min(batch_size, n)
-    n_batches = math.ceil(n / batch_size)
-    X_train_t = tf.constant(X_train)
-    noise_seed = int(rng.randint(2**31 - 1))
+    chunk_rows = _whole_batches(chunk_rows, n, batch_size)
+    n_batches = count_batches(n, batch_size, chunk_rows)
+    if noise_seed is None:
+        noise_seed = int(rng.randint(2**31 - 1))
 
     def step_loss(xb, seed, training):
         x_in = _corrupt(xb, noise, masking, seed) if training else xb
@@ -155,17 +219,18 @@ def train(
         return value
 
     @tf.function(reduce_retracing=True)
-    def run_epoch(order, epoch):
+    def run_epoch(X_chunk, order, step):
         total = tf.constant(0.0)
-        for i in tf.range(n_batches):
-            xb = tf.gather(X_train_t, order[i * batch_size : (i + 1) * batch_size])
-            seed = tf.stack([noise_seed, epoch * n_batches + i])
+        steps = tf.shape(order)[0] // batch_size
+        for i in tf.range(steps):
+            xb = tf.gather(X_chunk, order[i * batch_size : (i + 1) * batch_size])
+            seed = tf.stack([noise_seed, step + i])
             with tf.GradientTape() as tape:
                 value = step_loss(xb, seed, True)
             grads = tape.gradient(value, variables)
             optimizer.apply(grads, variables)
             total += value
-        return total / n_batches
+        return total
 
     @tf.function(reduce_retracing=True)
     def eval_loss(xb):
@@ -173,10 +238,21 @@ def train(
 
     def val_loss():
         total = 0.0
-        for start in range(0, X_val.shape[0], 4096):
-            xb = X_val[start : start + 4096]
+        for xb in val_rows.batches(4096):
             total += float(eval_loss(tf.constant(xb))) * xb.shape[0]
-        return total / X_val.shape[0]
+        return total / val_rows.n
+
+    def train_epoch(epoch):
+        total, step = 0.0, first_step + epoch * n_batches
+        for X_chunk, order in train_rows.chunks(rng.permutation(n), chunk_rows):
+            # The order wraps around to fill the chunk's last batch.
+            steps = math.ceil(len(order) / batch_size)
+            order = np.concatenate([order, order[: steps * batch_size - len(order)]])
+            total += float(
+                run_epoch(X_chunk, tf.constant(order, tf.int32), tf.constant(step))
+            )
+            step += steps
+        return total / n_batches
 
     callback_list = keras.callbacks.CallbackList(
         list(callbacks or []),
@@ -186,9 +262,9 @@ def train(
         verbose=verbose,
     )
     history = {"loss": []}
-    if X_val is not None:
+    if val_rows is not None:
         history["val_loss"] = []
-    monitor = "val_loss" if X_val is not None else "loss"
+    monitor = "val_loss" if val_rows is not None else "loss"
     best, best_weights, no_improvement = np.inf, None, 0
     converged = False
 
@@ -198,16 +274,8 @@ def train(
     try:
         for epoch in range(epochs):
             callback_list.on_epoch_begin(epoch)
-            # Whole batches only, so the graph has one static batch shape: the
-            # order wraps around to fill the last batch.
-            order = rng.permutation(n)
-            order = np.concatenate([order, order[: n_batches * batch_size - n]])
-            logs = {
-                "loss": float(
-                    run_epoch(tf.constant(order, tf.int32), tf.constant(epoch))
-                )
-            }
-            if X_val is not None:
+            logs = {"loss": train_epoch(epoch)}
+            if val_rows is not None:
                 logs["val_loss"] = val_loss()
             if not all(math.isfinite(v) for v in logs.values()):
                 raise ValueError(
@@ -228,7 +296,7 @@ def train(
                 no_improvement += 1
             if current < best:
                 best = current
-                if X_val is not None:
+                if val_rows is not None:
                     best_weights = autoencoder.get_weights()
             if no_improvement >= n_iter_no_change:
                 converged = True
@@ -258,7 +326,7 @@ def train(
                 f"non-finite weights after epoch {n_iter}",
             )
         )
-    if not converged:
+    if not converged and warn_convergence:
         warnings.warn(
             f"Training stopped at epochs={epochs} before the {monitor} stopped "
             f"improving (by tol={tol} for n_iter_no_change={n_iter_no_change} "
@@ -267,6 +335,22 @@ def train(
             stacklevel=user_stacklevel(),
         )
     return history, n_iter
+
+
+def _whole_batches(chunk_rows, n, batch_size):
+    # Whole batches per chunk, so the graph has one static batch shape.
+    chunk_rows = n if chunk_rows is None else chunk_rows
+    return max(batch_size, chunk_rows // batch_size * batch_size)
+
+
+def count_batches(n, batch_size, chunk_rows=None):
+    """Training steps in one epoch over ``n`` rows read ``chunk_rows`` at a time."""
+    batch_size = min(batch_size, n)
+    chunk_rows = _whole_batches(chunk_rows, n, batch_size)
+    return sum(
+        math.ceil(min(chunk_rows, n - start) / batch_size)
+        for start in range(0, n, chunk_rows)
+    )
 
 
 def _diverged_message(expected, received):

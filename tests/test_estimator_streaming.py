@@ -1,0 +1,194 @@
+"""fit on memmaps and sparse matrices, and partial_fit."""
+
+import pickle
+import tracemalloc
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+from skae import AutoencoderTransformer
+from skae import _estimator as estimator_module
+from skae._estimator import _fold_scaling
+from skae._streaming import ScalingStats
+
+SMALL = dict(hidden_layer_sizes=(8,), epochs=3, random_state=0)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_convergence():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def X():
+    return load_digits().data[:300]
+
+
+def _memmap(tmp_path, X, dtype=np.float64):
+    mm = np.lib.format.open_memmap(tmp_path / "X.npy", "w+", dtype, X.shape)
+    mm[:] = X
+    mm.flush()
+    return np.load(tmp_path / "X.npy", mmap_mode="r")
+
+
+@pytest.mark.parametrize("kind", ["memmap", "csr", "csc"])
+def test_streamed_fit_matches_in_memory_fit(kind, X, tmp_path):
+    expected = AutoencoderTransformer(**SMALL).fit(X)
+    data = (
+        _memmap(tmp_path, X) if kind == "memmap" else getattr(sp, f"{kind}_matrix")(X)
+    )
+    ae = AutoencoderTransformer(**SMALL).fit(data)
+    # One chunk holds all 300 rows: the same batches, hence the same weights.
+    np.testing.assert_array_equal(ae.transform(X), expected.transform(X))
+    np.testing.assert_array_equal(ae.transform(data), expected.transform(X))
+    assert ae.score(data) == pytest.approx(expected.score(X), rel=1e-12)
+    assert ae.n_features_in_ == 64 and not hasattr(ae, "feature_names_in_")
+
+
+def test_chunked_training_reads_chunks_and_reproduces(X, tmp_path, monkeypatch):
+    # Chunks of 64 rows: batches are drawn within each chunk of random rows.
+    monkeypatch.setattr(estimator_module, "_chunk_rows", lambda X: 64)
+    mm = _memmap(tmp_path, X)
+    first = AutoencoderTransformer(**{**SMALL, "epochs": 30}).fit(mm)
+    second = AutoencoderTransformer(**{**SMALL, "epochs": 30}).fit(mm)
+    np.testing.assert_array_equal(first.transform(mm), second.transform(mm))
+    losses = first.history_["loss"]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_memmap_fit_stays_far_below_the_data_size(tmp_path):
+    # 160 MB of float64 on disk; a fit reads it ~32 MB at a time.
+    rng = np.random.RandomState(0)
+    shape = (10000, 2000)
+    mm = np.lib.format.open_memmap(tmp_path / "big.npy", "w+", np.float64, shape)
+    for start in range(0, shape[0], 1000):
+        mm[start : start + 1000] = rng.rand(1000, shape[1])
+    mm.flush()
+    del mm
+    X = np.load(tmp_path / "big.npy", mmap_mode="r")
+    ae = AutoencoderTransformer(hidden_layer_sizes=(4,), epochs=1, random_state=0)
+    tracemalloc.start()
+    try:
+        ae.fit(X)
+        Z = ae.transform(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert Z.shape == (10000, 2) and np.isfinite(Z).all()
+    assert peak < 0.5 * X.nbytes, f"peak {peak / 2**20:.0f} MB"
+
+
+def test_sparse_nan_is_reported_when_read(X):
+    data = sp.csr_matrix(X)
+    data.data[5] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        AutoencoderTransformer(**SMALL).fit(data)
+
+
+def test_streamed_transform_checks_feature_count(X, tmp_path):
+    ae = AutoencoderTransformer(**SMALL).fit(X)
+    with pytest.raises(ValueError, match="Expected X with 64 features"):
+        ae.transform(sp.csr_matrix(X[:, :10]))
+
+
+def test_partial_fit_scaling_is_that_of_all_rows_seen(X):
+    ae = AutoencoderTransformer(hidden_layer_sizes=(8,), random_state=0)
+    for chunk in np.array_split(X, [50, 170]):
+        ae.partial_fit(chunk)
+    expected = ScalingStats().update(X).result("center")
+    np.testing.assert_allclose(ae.input_offset_, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(ae.input_scale_, expected[1], rtol=1e-12)
+    assert ae.n_iter_ == 3 and ae.n_samples_seen_ == 300
+    assert len(ae.history_["loss"]) == 3
+
+
+def test_partial_fit_improves_the_reconstruction(X):
+    ae = AutoencoderTransformer(hidden_layer_sizes=(32,), random_state=0)
+    scores = []
+    for _ in range(15):
+        for chunk in np.array_split(X, 3):
+            ae.partial_fit(chunk)
+        scores.append(ae.score(X))
+    assert scores[-1] > scores[0]
+
+
+def test_partial_fit_is_reproducible(X):
+    def run():
+        ae = AutoencoderTransformer(hidden_layer_sizes=(8,), random_state=0)
+        for chunk in np.array_split(X, 3):
+            ae.partial_fit(chunk)
+        return ae.transform(X)
+
+    np.testing.assert_array_equal(run(), run())
+
+
+def test_partial_fit_after_fit_continues_with_fits_statistics(X):
+    ae = AutoencoderTransformer(**SMALL).fit(X[:200])
+    ae.partial_fit(X[200:])
+    assert ae.n_iter_ == 4 and ae.n_samples_seen_ == 300
+    np.testing.assert_allclose(ae.input_offset_, X.mean(axis=0), rtol=1e-12)
+
+
+def test_partial_fit_continues_after_pickling(X):
+    ae = AutoencoderTransformer(hidden_layer_sizes=(8,), random_state=0)
+    ae.partial_fit(X[:150])
+    restored = pickle.loads(pickle.dumps(ae))
+    restored.partial_fit(X[150:])
+    assert restored.n_samples_seen_ == 300 and restored.n_iter_ == 2
+    np.testing.assert_allclose(restored.input_offset_, X.mean(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("init_params", [{}, {"hidden_layer_sizes": ()}])
+def test_folding_a_new_scaling_keeps_the_maps(init_params, X):
+    ae = AutoencoderTransformer(**{**SMALL, **init_params}).fit(X)
+    codes, rebuilt = ae.transform(X), ae.inverse_transform(ae.transform(X))
+    offset, scale = ae.input_offset_ + 3.0, ae.input_scale_ * 2.5
+    _fold_scaling(
+        ae.encoder_, ae.decoder_, ae.input_offset_, ae.input_scale_, offset, scale
+    )
+    ae.input_offset_, ae.input_scale_, ae._inference = offset, scale, {}
+    np.testing.assert_allclose(ae.transform(X), codes, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        ae.inverse_transform(codes), rebuilt, rtol=1e-4, atol=1e-3
+    )
+
+
+def test_partial_fit_needs_a_foldable_network_when_scaling():
+    images = np.random.RandomState(0).rand(20, 8, 8)
+    ae = AutoencoderTransformer(architecture="conv", hidden_layer_sizes=(4,))
+    with pytest.raises(ValueError, match=r"Expected a dense network.*conv"):
+        ae.partial_fit(images)
+    assert not hasattr(ae, "n_features_in_")
+    ae.set_params(scaling=None).partial_fit(images)
+    assert ae.n_iter_ == 1
+
+
+class _Saboteur(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_weights([w * 0 + 7 for w in self.model.get_weights()])
+        raise KeyboardInterrupt
+
+
+def test_failed_partial_fit_leaves_the_transformer_as_it_was(X):
+    ae = AutoencoderTransformer(hidden_layer_sizes=(8,), random_state=0)
+    ae.partial_fit(X[:150])
+    before = ae.transform(X)
+    stream = pickle.dumps(ae._stream)
+    ae.set_params(callbacks=[_Saboteur()])
+    with pytest.raises(KeyboardInterrupt):
+        ae.partial_fit(X[150:] * 10)
+    np.testing.assert_array_equal(ae.transform(X), before)
+    assert pickle.dumps(ae._stream) == stream and ae.n_samples_seen_ == 150
+
+
+def test_partial_fit_checks_feature_count(X):
+    ae = AutoencoderTransformer(**SMALL).partial_fit(X)
+    with pytest.raises(ValueError, match="64 features"):
+        ae.partial_fit(X[:, :10])
