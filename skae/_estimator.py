@@ -409,17 +409,22 @@ class AutoencoderTransformer(
         # What inverse_transform returns: images when fit was given images.
         self._sample_shape = sample_shape
         try:
-            history, n_iter = _training.train(
+            trainer = _training.Trainer(
                 encoder,
                 decoder,
-                train_rows,
-                val_rows,
                 loss=loss,
                 optimizer=optimizer,
-                epochs=epochs,
-                batch_size=batch_size,
-                noise=self._noise_std(stats, scale),
+                batch_size=min(batch_size, train_rows.n),
+                noisy=self.noise > 0,
                 masking=self.masking,
+                seed=int(rng.randint(2**31 - 1)),
+            )
+            history, n_iter = _training.train(
+                trainer,
+                train_rows,
+                val_rows,
+                epochs=epochs,
+                noise=self._noise_std(stats, scale),
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
                 rng=rng,
@@ -535,24 +540,30 @@ class AutoencoderTransformer(
             _fold_scaling(
                 encoder, decoder, self.input_offset_, self.input_scale_, offset, scale
             )
-        optimizer = self.__dict__.get("_optimizer") or self._make_optimizer()
         rows = _row_set(X, np.arange(X.shape[0]), offset, scale, self.input_shape_)
-        batch_size = self.batch_size
-        if batch_size == "auto":
-            batch_size = _auto_batch_size(rows.n)
+        trainer = self.__dict__.get("_trainer")
+        if trainer is None:
+            batch_size = self.batch_size
+            if batch_size == "auto":
+                batch_size = _auto_batch_size(rows.n)
+            trainer = _training.Trainer(
+                encoder,
+                decoder,
+                loss=loss,
+                optimizer=self._make_optimizer(),
+                batch_size=batch_size,
+                noisy=self.noise > 0,
+                masking=self.masking,
+                seed=state["seed"],
+            )
         chunk_rows = _chunk_rows(X)
         try:
             chunk_history, _ = _training.train(
-                encoder,
-                decoder,
+                trainer,
                 rows,
                 None,
-                loss=loss,
-                optimizer=optimizer,
                 epochs=1,
-                batch_size=batch_size,
                 noise=self._noise_std(stats, scale),
-                masking=self.masking,
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
                 # One stream of noise across calls; each chunk its own shuffle.
@@ -560,7 +571,6 @@ class AutoencoderTransformer(
                 callbacks=self.callbacks,
                 verbose=self.verbose,
                 chunk_rows=chunk_rows,
-                noise_seed=state["seed"],
                 first_step=state["step"],
                 warn_convergence=False,
             )
@@ -571,20 +581,20 @@ class AutoencoderTransformer(
                 encoder.set_weights(saved[0])
                 decoder.set_weights(saved[1])
                 # The optimizer's moments saw the failed steps.
-                self.__dict__.pop("_optimizer", None)
+                self.__dict__.pop("_trainer", None)
             raise
         history = {"loss": history.get("loss", []) + chunk_history["loss"]}
         self._set_fitted(encoder, decoder, offset, scale, hidden, history, n_iter + 1)
-        steps = _training.count_batches(rows.n, batch_size, chunk_rows)
+        steps = _training.count_batches(rows.n, trainer.batch_size, chunk_rows)
         self._set_stream_state(stats, state["seed"], state["step"] + steps)
-        self._optimizer = optimizer
+        self._trainer = trainer
         return self
 
     def _set_stream_state(self, stats, seed, step):
         # What partial_fit continues from, as plain data that pickles and
         # saves: the running scaling statistics (so that partial_fit after fit
-        # updates fit's) and the position in the random stream. The optimizer's
-        # state is kept only in memory, in _optimizer.
+        # updates fit's) and the position in the random stream. The optimizer
+        # and compiled graphs are kept only in memory, in _trainer.
         self.n_samples_seen_ = int(stats.n_samples_seen_)
         self._stream = {"stats": dict(vars(stats)), "seed": seed, "step": step}
 
@@ -615,7 +625,7 @@ class AutoencoderTransformer(
             delattr(self, name)
         self.__dict__.pop("_inference", None)
         self.__dict__.pop("_stream", None)
-        self.__dict__.pop("_optimizer", None)
+        self.__dict__.pop("_trainer", None)
 
     def _set_fitted(self, encoder, decoder, offset, scale, hidden, history, n_iter):
         self.encoder_ = encoder
@@ -627,7 +637,15 @@ class AutoencoderTransformer(
         self.history_ = history if history is not None else {}
         self.n_iter_ = n_iter
         # Created here, filled on first use: transform must not change __dict__.
+        # partial_fit trains the same models again: their compiled float64
+        # copies only need the new weights, not a new trace.
+        cache = self.__dict__.get("_inference", {})
         self._inference = {}
+        for name, (fn, dtype, runner, source) in cache.items():
+            if source is getattr(self, name):
+                if runner is not source:
+                    runner.set_weights(source.get_weights())
+                self._inference[name] = (fn, dtype, runner, source)
 
     def _resolve_scaling(self, X, loss):
         if self.scaling != "auto":
@@ -1005,7 +1023,7 @@ class AutoencoderTransformer(
 
     def _run(self, model_name, X, offset, scale, unscale):
         """Apply a fitted model batch by batch, never holding a full scaled copy."""
-        fn, dtype = self._inference_fn(model_name)
+        fn, dtype, *_ = self._inference_fn(model_name)
         model = getattr(self, model_name)
         # Rows in and out: images are reshaped for the network and flattened back.
         in_shape = model.input_shape[1:]
@@ -1043,14 +1061,14 @@ class AutoencoderTransformer(
                 input_signature=signature,
                 autograph=False,
             )
-            cache[model_name] = (fn, dtype)
+            cache[model_name] = (fn, dtype, runner, model)
         return cache[model_name]
 
     def __getstate__(self):
         # Compiled functions do not pickle; they are rebuilt on first use.
         state = super().__getstate__()
         state.pop("_inference", None)
-        state.pop("_optimizer", None)
+        state.pop("_trainer", None)
         return state
 
     def __setstate__(self, state):

@@ -40,8 +40,8 @@ class _OwnRetracingFilter(logging.Filter):
     """
 
     _OWN = (
-        "train.<locals>.run_epoch",
-        "train.<locals>.eval_loss",
+        "Trainer.__init__.<locals>.run_epoch",
+        "Trainer.__init__.<locals>.eval_loss",
         "AutoencoderTransformer._inference_fn.<locals>",
     )
 
@@ -91,9 +91,11 @@ def _loss_fn(loss):
     return lambda y, p: tf.reduce_mean(keras.losses.binary_crossentropy(y, p))
 
 
-def _corrupt(x, noise, masking, seed):
+def _corrupt(x, noise, masking, seed, noisy):
     # Denoising: the network sees corrupted inputs and must rebuild clean ones.
-    if noise:
+    # ``noise`` is a tensor (partial_fit's changes between calls); ``noisy`` is
+    # known when tracing, so a noiseless network draws no noise.
+    if noisy:
         x = x + noise * tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype)
     if masking:
         keep = tf.random.stateless_uniform(tf.shape(x), seed + 1) >= masking
@@ -155,29 +157,108 @@ class StreamedRows:
             yield self.read(np.arange(start, min(start + size, self.n)))
 
 
+class Trainer:
+    """An autoencoder, its optimizer and the compiled functions that train it.
+
+    Built once per ``fit``, and once for all the ``partial_fit`` calls of an
+    estimator, so that every call after the first reuses the traced graphs.
+    """
+
+    def __init__(
+        self, encoder, decoder, *, loss, optimizer, batch_size, noisy, masking, seed
+    ):
+        inputs = keras.Input(shape=encoder.input_shape[1:])
+        self.autoencoder = keras.Model(
+            inputs, decoder(encoder(inputs)), name="autoencoder"
+        )
+        self.batch_size = batch_size
+        self.seed = seed
+        autoencoder = self.autoencoder
+        variables = autoencoder.trainable_variables
+        optimizer.build(variables)
+        if not tf.distribute.has_strategy():
+            # Keras' TF optimizer sums gradients across replicas through a
+            # tf.custom_gradient, which in a traced function registers a
+            # gradient in TensorFlow's global registry that is never removed and
+            # pins the whole epoch graph: every fit leaked ~4 MB (tensorflow
+            # #27492, #97697). With one replica the sum is the identity, so
+            # skipping it changes no result.
+            optimizer._all_reduce_sum_gradients = list
+        loss_fn = _loss_fn(loss)
+
+        def step_loss(xb, seed, noise, training):
+            x_in = _corrupt(xb, noise, masking, seed, noisy) if training else xb
+            out = autoencoder(x_in, training=training)
+            value = loss_fn(xb, out)
+            if autoencoder.losses:
+                value += tf.add_n(autoencoder.losses)
+            return value
+
+        @tf.function(reduce_retracing=True)
+        def run_epoch(X_chunk, order, step, noise):
+            total = tf.constant(0.0)
+            steps = tf.shape(order)[0] // batch_size
+            for i in tf.range(steps):
+                xb = tf.gather(X_chunk, order[i * batch_size : (i + 1) * batch_size])
+                seed = tf.stack([self.seed, step + i])
+                with tf.GradientTape() as tape:
+                    value = step_loss(xb, seed, noise, True)
+                grads = tape.gradient(value, variables)
+                optimizer.apply(grads, variables)
+                total += value
+            return total
+
+        @tf.function(reduce_retracing=True)
+        def eval_loss(xb):
+            return step_loss(xb, tf.constant([0, 0]), 0.0, False)
+
+        self._run_epoch, self._eval_loss = run_epoch, eval_loss
+
+    def epoch(self, rows, rng, *, chunk_rows, first_step, noise):
+        """One pass over ``rows`` in a random order; return the mean batch loss."""
+        batch_size = self.batch_size
+        total, step = 0.0, first_step
+        for X_chunk, order in rows.chunks(rng.permutation(rows.n), chunk_rows):
+            # The order wraps around to fill the chunk's last batch (repeatedly
+            # for a chunk smaller than a batch).
+            steps = math.ceil(len(order) / batch_size)
+            order = np.resize(order, steps * batch_size)
+            total += float(
+                self._run_epoch(
+                    X_chunk,
+                    tf.constant(order, tf.int32),
+                    tf.constant(step),
+                    tf.constant(noise, tf.float32),
+                )
+            )
+            step += steps
+        return total / (step - first_step)
+
+    def loss(self, rows):
+        """Mean loss over ``rows``, without corruption."""
+        total = 0.0
+        for xb in rows.batches(4096):
+            total += float(self._eval_loss(tf.constant(xb))) * xb.shape[0]
+        return total / rows.n
+
+
 def train(
-    encoder,
-    decoder,
+    trainer,
     train_rows,
     val_rows,
     *,
-    loss,
-    optimizer,
     epochs,
-    batch_size,
     noise,
-    masking,
     tol,
     n_iter_no_change,
     rng,
     callbacks,
     verbose,
     chunk_rows=None,
-    noise_seed=None,
     first_step=0,
     warn_convergence=True,
 ):
-    """Train ``decoder(encoder(x)) ~ x`` in place; return ``(history, n_iter)``.
+    """Train ``trainer``'s autoencoder in place; return ``(history, n_iter)``.
 
     ``train_rows`` and ``val_rows`` (or None) are :class:`ArrayRows` or
     :class:`StreamedRows`; streamed rows are read ``chunk_rows`` at a time, and
@@ -187,72 +268,25 @@ def train(
     scikit-learn's MLP does; with a validation set the best weights are
     restored. Raises ``ValueError`` on a non-finite loss or non-finite weights,
     and ``TrainingInterrupted`` on a KeyboardInterrupt after at least one epoch.
-    ``noise_seed`` and ``first_step`` let ``partial_fit`` continue one stream of
-    noise across calls.
+    ``first_step`` lets ``partial_fit`` continue one stream of noise across
+    calls.
     """
-    inputs = keras.Input(shape=encoder.input_shape[1:])
-    autoencoder = keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")
-    variables = autoencoder.trainable_variables
-    optimizer.build(variables)
-    if not tf.distribute.has_strategy():
-        # Keras' TF optimizer sums gradients across replicas through a
-        # tf.custom_gradient, which in a traced function registers a gradient in
-        # TensorFlow's global registry that is never removed and pins the whole
-        # epoch graph: every fit leaked ~4 MB (tensorflow#27492, #97697). With one
-        # replica the sum is the identity, so skipping it changes no result.
-        optimizer._all_reduce_sum_gradients = list
-    loss_fn = _loss_fn(loss)
-
+    autoencoder = trainer.autoencoder
     n = train_rows.n
-    batch_size = min(batch_size, n)
-    chunk_rows = _whole_batches(chunk_rows, n, batch_size)
-    n_batches = count_batches(n, batch_size, chunk_rows)
-    if noise_seed is None:
-        noise_seed = int(rng.randint(2**31 - 1))
-
-    def step_loss(xb, seed, training):
-        x_in = _corrupt(xb, noise, masking, seed) if training else xb
-        out = autoencoder(x_in, training=training)
-        value = loss_fn(xb, out)
-        if autoencoder.losses:
-            value += tf.add_n(autoencoder.losses)
-        return value
-
-    @tf.function(reduce_retracing=True)
-    def run_epoch(X_chunk, order, step):
-        total = tf.constant(0.0)
-        steps = tf.shape(order)[0] // batch_size
-        for i in tf.range(steps):
-            xb = tf.gather(X_chunk, order[i * batch_size : (i + 1) * batch_size])
-            seed = tf.stack([noise_seed, step + i])
-            with tf.GradientTape() as tape:
-                value = step_loss(xb, seed, True)
-            grads = tape.gradient(value, variables)
-            optimizer.apply(grads, variables)
-            total += value
-        return total
-
-    @tf.function(reduce_retracing=True)
-    def eval_loss(xb):
-        return step_loss(xb, tf.constant([0, 0]), False)
-
-    def val_loss():
-        total = 0.0
-        for xb in val_rows.batches(4096):
-            total += float(eval_loss(tf.constant(xb))) * xb.shape[0]
-        return total / val_rows.n
+    chunk_rows = _whole_batches(chunk_rows, n, trainer.batch_size)
+    n_batches = count_batches(n, trainer.batch_size, chunk_rows)
 
     def train_epoch(epoch):
-        total, step = 0.0, first_step + epoch * n_batches
-        for X_chunk, order in train_rows.chunks(rng.permutation(n), chunk_rows):
-            # The order wraps around to fill the chunk's last batch.
-            steps = math.ceil(len(order) / batch_size)
-            order = np.concatenate([order, order[: steps * batch_size - len(order)]])
-            total += float(
-                run_epoch(X_chunk, tf.constant(order, tf.int32), tf.constant(step))
-            )
-            step += steps
-        return total / n_batches
+        return trainer.epoch(
+            train_rows,
+            rng,
+            chunk_rows=chunk_rows,
+            first_step=first_step + epoch * n_batches,
+            noise=noise,
+        )
+
+    def val_loss():
+        return trainer.loss(val_rows)
 
     callback_list = keras.callbacks.CallbackList(
         list(callbacks or []),
@@ -339,6 +373,7 @@ def train(
 
 def _whole_batches(chunk_rows, n, batch_size):
     # Whole batches per chunk, so the graph has one static batch shape.
+    batch_size = min(batch_size, n)
     chunk_rows = n if chunk_rows is None else chunk_rows
     return max(batch_size, chunk_rows // batch_size * batch_size)
 
