@@ -1,6 +1,7 @@
 """AutoencoderTransformer: a Keras autoencoder as a scikit-learn transformer."""
 
 import copy
+import functools
 import math
 import warnings
 from numbers import Integral, Real
@@ -15,7 +16,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names,
     check_is_fitted,
@@ -23,6 +24,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _streaming, _training
+from ._pca_init import build_pca_dense, pca_basis, select_n_components
 from ._scaling import SCALINGS
 from .architectures import (
     CONV_AUTO_FILTERS,
@@ -260,7 +262,12 @@ class AutoencoderTransformer(
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            None,
+        ],
+        "init": [StrOptions({"random", "pca"})],
         "architecture": [StrOptions({"dense", "conv"})],
         "hidden_layer_sizes": [StrOptions({"auto"}), tuple, list],
         "input_shape": [tuple, list, None],
@@ -295,6 +302,7 @@ class AutoencoderTransformer(
         n_components=2,
         *,
         architecture="dense",
+        init="random",
         hidden_layer_sizes="auto",
         input_shape=None,
         encoder=None,
@@ -321,6 +329,7 @@ class AutoencoderTransformer(
     ):
         self.n_components = n_components
         self.architecture = architecture
+        self.init = init
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
         self.encoder = encoder
@@ -378,69 +387,60 @@ class AutoencoderTransformer(
         input_shape = self._resolve_input_shape(X.shape[1], sample_shape)
         loss = "mse" if self.loss == "auto" else self.loss
         scaling = self._resolve_scaling(X, loss)
+        self._check_init(loss)
+        search = _is_fraction(self.n_components)
         stats = _scaling_stats(X)
         offset, scale = stats.result(scaling)
         self._check_scaled_range(stats, offset, scale, loss)
-        output_activation = self._output_activation(scaling)
-        optimizer = self._make_optimizer()
 
         rng = check_random_state(self.random_state)
         rows = np.arange(X.shape[0])
         train_rows, val_rows = rows, None
-        if self.early_stopping:
+        if self.early_stopping or search:
             train_rows, val_rows = self._split_validation(rows, rng)
         train_rows = _row_set(X, train_rows, offset, scale, input_shape)
         if val_rows is not None:
             val_rows = _row_set(X, val_rows, offset, scale, input_shape)
-        encoder, decoder, hidden = self._build_networks(
-            X.shape[1],
-            input_shape,
-            output_activation,
-            seed=int(rng.randint(2**31 - 1 - 1000)),
-        )
-        batch_size = self.batch_size
-        if batch_size == "auto":
-            batch_size = _auto_batch_size(train_rows.n)
-        epochs = self.epochs
-        if epochs == "auto":
-            epochs = _auto_epochs(train_rows.n)
+        seed = int(rng.randint(2**31 - 1 - 1000))
+        basis = None
+        if self.init == "pca":
+            n_basis = None if search else self.n_components
+            basis = _pca_basis(train_rows, n_basis, seed)
 
         self.input_shape_ = input_shape
         # What inverse_transform returns: images when fit was given images.
         self._sample_shape = sample_shape
-        try:
-            trainer = _training.Trainer(
-                encoder,
-                decoder,
-                loss=loss,
-                optimizer=optimizer,
-                batch_size=min(batch_size, train_rows.n),
-                noisy=self.noise > 0,
-                masking=self.masking,
-                seed=int(rng.randint(2**31 - 1)),
-            )
-            history, n_iter = _training.train(
-                trainer,
+
+        def fit_networks(n_components):
+            # The search always stops early on its validation rows, where its
+            # R² is measured.
+            return self._fit_networks(
+                X,
+                input_shape,
                 train_rows,
                 val_rows,
-                epochs=epochs,
+                n_components=n_components,
+                basis=basis,
+                loss=loss,
+                scaling=scaling,
                 noise=self._noise_std(stats, scale),
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
+                seed=seed,
                 rng=rng,
-                callbacks=self.callbacks,
-                verbose=self.verbose,
-                chunk_rows=_chunk_rows(X),
             )
+
+        try:
+            if search:
+                networks, r2, scores = self._search_n_components(
+                    fit_networks, basis, train_rows, val_rows, offset, scale
+                )
+            else:
+                networks = fit_networks(self.n_components)
         except _training.TrainingInterrupted as exc:
-            n_iter = exc.n_iter
-            self._set_fitted(
-                encoder, decoder, offset, scale, hidden, exc.history, n_iter
-            )
+            self._set_fitted(offset, scale, *exc.networks)
             self._set_stream_state(stats, int(rng.randint(2**31 - 1)), 0)
             warnings.warn(
-                f"Training was interrupted after {n_iter} epoch(s); the transformer "
-                "keeps the weights reached so far (the best ones with "
+                f"Training was interrupted after {exc.n_iter} epoch(s); the "
+                "transformer keeps the weights reached so far (the best ones with "
                 "early_stopping=True).",
                 UserWarning,
                 stacklevel=_training.user_stacklevel(),
@@ -451,9 +451,126 @@ class AutoencoderTransformer(
             # (n_features_in_, input_shape_) may make the estimator look fitted.
             self._reset()
             raise
-        self._set_fitted(encoder, decoder, offset, scale, hidden, history, n_iter)
+        self._set_fitted(offset, scale, *networks)
+        if search:
+            self.reconstruction_r2_ = r2
+            self.n_components_scores_ = scores
         self._set_stream_state(stats, int(rng.randint(2**31 - 1)), 0)
         return self
+
+    def _fit_networks(
+        self,
+        X,
+        input_shape,
+        train_rows,
+        val_rows,
+        *,
+        n_components,
+        basis,
+        loss,
+        scaling,
+        noise,
+        seed,
+        rng,
+    ):
+        """Build and train one encoder-decoder pair.
+
+        Returns ``(encoder, decoder, hidden, history, n_iter)``; a
+        ``TrainingInterrupted`` carries the same in its ``networks``.
+        """
+        encoder, decoder, hidden = self._build_networks(
+            X.shape[1],
+            input_shape,
+            self._output_activation(scaling),
+            seed=seed,
+            n_components=n_components,
+            basis=basis,
+        )
+        batch_size = self.batch_size
+        if batch_size == "auto":
+            batch_size = _auto_batch_size(train_rows.n)
+        epochs = self.epochs
+        if epochs == "auto":
+            epochs = _auto_epochs(train_rows.n)
+        trainer = _training.Trainer(
+            encoder,
+            decoder,
+            loss=loss,
+            optimizer=self._make_optimizer(),
+            batch_size=min(batch_size, train_rows.n),
+            noisy=self.noise > 0,
+            masking=self.masking,
+            seed=int(rng.randint(2**31 - 1)),
+        )
+        try:
+            history, n_iter = _training.train(
+                trainer,
+                train_rows,
+                val_rows,
+                epochs=epochs,
+                noise=noise,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                rng=rng,
+                callbacks=self.callbacks,
+                verbose=self.verbose,
+                chunk_rows=_chunk_rows(X),
+            )
+        except _training.TrainingInterrupted as exc:
+            exc.networks = (encoder, decoder, hidden, exc.history, exc.n_iter)
+            raise
+        return encoder, decoder, hidden, history, n_iter
+
+    def _search_n_components(
+        self, fit_networks, basis, train_rows, val_rows, offset, scale
+    ):
+        """The smallest code whose validation R² reaches ``n_components``.
+
+        PCA's validation R² for every size bounds the search and guides it (see
+        :func:`skae._pca_init.select_n_components`): a few fits, not one per
+        size. Returns ``(networks, r2, scores)``.
+        """
+        target = float(self.n_components)
+        if basis is None:
+            basis = _pca_basis(train_rows, None, 0)
+        baseline = _pca_r2_curve(basis, val_rows)
+        sst = _sum_of_squares(val_rows)
+        fitted = {}
+
+        def fit_and_score(k):
+            fitted[k] = networks = fit_networks(k)
+            sse = 0.0
+            for xb in val_rows.batches(_INFERENCE_BATCH):
+                codes = networks[0](xb, training=False)
+                rebuilt = np.asarray(networks[1](codes, training=False), np.float64)
+                sse += float(np.sum((xb.astype(np.float64) - rebuilt) ** 2))
+            # Constant validation rows have nothing to explain: PCA's curve
+            # counts them as fully explained too.
+            return 1.0 - sse / sst if sst > 0 else 1.0
+
+        result = select_n_components(target, fit_and_score, baseline=baseline)
+        k = int(result.n_components)
+        if k not in fitted:
+            result.scores[k] = fit_and_score(k)
+        return fitted[k], result.scores[k], dict(result.scores)
+
+    def _check_init(self, loss):
+        if self.init != "pca":
+            return
+        problems = {
+            "architecture": self.architecture != "dense",
+            "encoder": self.encoder is not None,
+            "decoder": self.decoder is not None,
+            "loss": loss != "mse",
+        }
+        bad = [name for name, wrong in problems.items() if wrong]
+        if bad:
+            received = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise ValueError(
+                "Expected architecture='dense', no user encoder or decoder and "
+                "loss='mse' for init='pca' (a linear path set to PCA plus a "
+                f"correction). Received: {received}"
+            )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -492,10 +609,17 @@ class AutoencoderTransformer(
         (3, 300)
         """
         first = not self.__sklearn_is_fitted__()
+        loss = "mse" if self.loss == "auto" else self.loss
         if first:
             self._reset()
+            self._check_init(loss)
+            if _is_fraction(self.n_components):
+                raise ValueError(
+                    "Expected an int n_components for partial_fit: the search "
+                    "for a fraction of variance needs all the data at once. "
+                    f"Received: n_components={self.n_components!r}"
+                )
         X, sample_shape = self._validate_X(X, reset=first)
-        loss = "mse" if self.loss == "auto" else self.loss
         scaling = self._resolve_scaling(X, loss)
         state = self.__dict__.get("_stream")
         stats = _streaming.ScalingStats()
@@ -509,11 +633,17 @@ class AutoencoderTransformer(
             state = {"seed": int(init_rng.randint(2**31 - 1 - 1000)), "step": 0}
         if first:
             input_shape = self._resolve_input_shape(X.shape[1], sample_shape)
+            basis = None
+            if self.init == "pca":
+                chunk = _row_set(X, np.arange(X.shape[0]), offset, scale, input_shape)
+                basis = _pca_basis(chunk, self.n_components, state["seed"])
             encoder, decoder, hidden = self._build_networks(
                 X.shape[1],
                 input_shape,
                 self._output_activation(scaling),
                 seed=state["seed"],
+                n_components=self.n_components,
+                basis=basis,
             )
             if scaling is not None and _foldable_layers(encoder, decoder) is None:
                 self._reset()
@@ -584,7 +714,7 @@ class AutoencoderTransformer(
                 self.__dict__.pop("_trainer", None)
             raise
         history = {"loss": history.get("loss", []) + chunk_history["loss"]}
-        self._set_fitted(encoder, decoder, offset, scale, hidden, history, n_iter + 1)
+        self._set_fitted(offset, scale, encoder, decoder, hidden, history, n_iter + 1)
         steps = _training.count_batches(rows.n, trainer.batch_size, chunk_rows)
         self._set_stream_state(stats, state["seed"], state["step"] + steps)
         self._trainer = trainer
@@ -614,6 +744,9 @@ class AutoencoderTransformer(
 
     def _output_activation(self, scaling):
         if self.output_activation == "auto":
+            # PCA's reconstruction is unbounded: init="pca" starts linear.
+            if self.init == "pca":
+                return None
             return "sigmoid" if scaling == "minmax" else None
         return self.output_activation
 
@@ -627,7 +760,7 @@ class AutoencoderTransformer(
         self.__dict__.pop("_stream", None)
         self.__dict__.pop("_trainer", None)
 
-    def _set_fitted(self, encoder, decoder, offset, scale, hidden, history, n_iter):
+    def _set_fitted(self, offset, scale, encoder, decoder, hidden, history, n_iter):
         self.encoder_ = encoder
         self.decoder_ = decoder
         self.input_offset_ = offset
@@ -762,9 +895,21 @@ class AutoencoderTransformer(
             )
         return shape
 
-    def _build_networks(self, n_features, input_shape, output_activation, seed):
-        """Return ``(encoder, decoder, hidden_layer_sizes)``; user networks first."""
-        n_components = self.n_components
+    def _build_networks(
+        self,
+        n_features,
+        input_shape,
+        output_activation,
+        seed,
+        *,
+        n_components,
+        basis=None,
+    ):
+        """Return ``(encoder, decoder, hidden_layer_sizes)``; user networks first.
+
+        With ``basis`` (init="pca"), the dense networks start at PCA's first
+        ``n_components`` axes.
+        """
         encoder = decoder = hidden = None
         if self.encoder is not None:
             encoder = _user_network(
@@ -799,6 +944,12 @@ class AutoencoderTransformer(
                 )
             hidden = self._check_hidden_layer_sizes(hidden)
             build = build_conv if self.architecture == "conv" else build_dense
+            if basis is not None:
+                build = functools.partial(
+                    build_pca_dense,
+                    components=basis.components[:n_components],
+                    mean=basis.mean,
+                )
             built_encoder, built_decoder = build(
                 input_shape,
                 n_components,
@@ -1092,6 +1243,61 @@ class AutoencoderTransformer(
         tags.input_tags.sparse = True
         tags.input_tags.three_d_array = self._accepts_images()
         return tags
+
+
+def _is_fraction(n_components):
+    return isinstance(n_components, Real) and not isinstance(n_components, Integral)
+
+
+def _pca_basis(rows, n_components, seed):
+    """PCA of the scaled training rows, in memory or a chunk at a time."""
+    if isinstance(rows, _training.ArrayRows):
+        return pca_basis(rows.X, n_components, random_state=seed)
+    from sklearn.decomposition import IncrementalPCA
+    from sklearn.utils import Bunch
+
+    n_features = math.prod(rows.input_shape)
+    k = min(n_components or n_features, rows.n, n_features)
+    ipca = IncrementalPCA(n_components=k)
+    chunk_rows = max(k, _streaming.auto_batch_rows(n_features))
+    starts = list(range(0, rows.n, chunk_rows))
+    # IncrementalPCA takes at least k rows a call: a short tail joins the
+    # chunk before it.
+    if len(starts) > 1 and rows.n - starts[-1] < k:
+        starts.pop()
+    for start, stop in zip(starts, [*starts[1:], rows.n], strict=True):
+        chunk = rows.read(np.arange(start, stop))
+        ipca.partial_fit(chunk.reshape(len(chunk), n_features))
+    pad = (n_components or k) - k
+    return Bunch(
+        components=np.vstack([ipca.components_, np.zeros((pad, n_features))]),
+        mean=ipca.mean_,
+    )
+
+
+def _sum_of_squares(rows):
+    """Sum of squares of ``rows`` around their own mean, a batch at a time."""
+    stats = _streaming.ScalingStats()
+    for xb in rows.batches(_INFERENCE_BATCH):
+        stats.update(xb.reshape(len(xb), -1))
+    return float(np.sum(stats.var_) * stats.n_samples_seen_)
+
+
+def _pca_r2_curve(basis, rows):
+    """PCA's R² on ``rows`` for every number of components of ``basis``.
+
+    ``r2[k - 1] = 1 - SSE_k / SST``, SST around the rows' own mean; a batch
+    at a time, as :func:`skae._pca_init.pca_r2_curve` does in one go.
+    """
+    sse = 0.0
+    for xb in rows.batches(_INFERENCE_BATCH):
+        centred = xb.reshape(len(xb), -1).astype(np.float64) - basis.mean
+        # Orthonormal (or zero) components each remove their own share of the
+        # squared error: one projection gives every k at once.
+        explained = np.cumsum(np.sum((centred @ basis.components.T) ** 2, axis=0))
+        sse = sse + (float(np.sum(centred**2)) - explained)
+    sst = _sum_of_squares(rows)
+    return 1 - np.maximum(sse, 0.0) / sst if sst > 0 else np.ones_like(sse)
 
 
 def _scaling_stats(X, stats=None):

@@ -300,6 +300,10 @@ def train(
         history["val_loss"] = []
     monitor = "val_loss" if val_rows is not None else "loss"
     best, best_weights, no_improvement = np.inf, None, 0
+    if val_rows is not None:
+        # The starting point is a candidate too: a network that starts at PCA
+        # (init="pca") then never ends worse than PCA on the validation rows.
+        best, best_weights = trainer.loss(val_rows), autoencoder.get_weights()
     converged = False
 
     autoencoder.stop_training = False

@@ -192,3 +192,87 @@ def test_partial_fit_checks_feature_count(X):
     ae = AutoencoderTransformer(**SMALL).partial_fit(X)
     with pytest.raises(ValueError, match="64 features"):
         ae.partial_fit(X[:, :10])
+
+
+# -- init="pca" and a fraction of variance as n_components -------------------
+
+
+def test_pca_init_starts_at_pca(X):
+    from sklearn.decomposition import PCA
+
+    ae = AutoencoderTransformer(
+        8, init="pca", epochs=1, learning_rate=1e-12, noise=0.0, random_state=0
+    ).fit(X)
+    pca = PCA(8).fit(X)
+    # The code is PCA's in scaled units; the reconstruction PCA's own.
+    np.testing.assert_allclose(
+        ae.transform(X) * ae.input_scale_[0], pca.transform(X), atol=1e-3
+    )
+    np.testing.assert_allclose(
+        ae.inverse_transform(ae.transform(X)),
+        pca.inverse_transform(pca.transform(X)),
+        atol=1e-3,
+    )
+
+
+def test_pca_init_with_early_stopping_is_never_worse_than_pca_on_validation(X):
+    # A learning rate that only makes things worse: the PCA start is restored,
+    # its corrections still exactly zero.
+    ae = AutoencoderTransformer(
+        8, init="pca", early_stopping=True, learning_rate=1.0, epochs=5, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ae.fit(X)
+    for model, layer in [
+        (ae.encoder_, "code_correction"),
+        (ae.decoder_, "output_correction"),
+    ]:
+        kernel, bias = model.get_layer(layer).get_weights()
+        assert not kernel.any() and not bias.any()
+    assert len(ae.history_["val_loss"]) == 5
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"architecture": "conv", "input_shape": (8, 8)}, "architecture='conv'"),
+        ({"loss": "binary_crossentropy"}, "loss='binary_crossentropy'"),
+        ({"output_activation": "sigmoid"}, "output_activation='sigmoid'"),
+    ],
+)
+def test_pca_init_refuses_what_cannot_start_at_pca(params, match, X):
+    with pytest.raises(ValueError, match=match):
+        AutoencoderTransformer(init="pca", **SMALL, **params).fit(X)
+
+
+def test_pca_init_partial_fit_and_memmap(X, tmp_path):
+    ae = AutoencoderTransformer(4, init="pca", hidden_layer_sizes=(8,), random_state=0)
+    for chunk in np.array_split(X, 3):
+        ae.partial_fit(chunk)
+    assert ae.n_iter_ == 3 and np.isfinite(ae.transform(X)).all()
+    mm = AutoencoderTransformer(4, init="pca", **SMALL).fit(_memmap(tmp_path, X))
+    mem = AutoencoderTransformer(4, init="pca", **SMALL).fit(X)
+    # IncrementalPCA on chunks and PCA in memory find the same axes.
+    np.testing.assert_allclose(
+        np.abs(mm.transform(X)), np.abs(mem.transform(X)), rtol=1e-2, atol=1e-2
+    )
+
+
+@pytest.mark.parametrize("target", [0.6, 0.85])
+def test_fraction_of_variance_picks_the_smallest_code_reaching_it(target, X):
+    ae = AutoencoderTransformer(
+        target, init="pca", hidden_layer_sizes=(16,), epochs=20, random_state=0
+    ).fit(X)
+    k = ae.n_components_
+    assert ae.transform(X).shape == (300, k)
+    assert ae.reconstruction_r2_ >= target
+    assert ae.n_components_scores_[k] == ae.reconstruction_r2_
+    # Every smaller size tried fell short; at most a handful of fits.
+    assert all(r2 < target for size, r2 in ae.n_components_scores_.items() if size < k)
+    assert len(ae.n_components_scores_) <= 6
+
+
+def test_fraction_of_variance_refused_by_partial_fit(X):
+    with pytest.raises(ValueError, match="int n_components for partial_fit"):
+        AutoencoderTransformer(0.9).partial_fit(X)
