@@ -52,11 +52,17 @@ class AutoencoderTransformer(
 
     Parameters
     ----------
-    n_components : int or None, default=2
+    n_components : int, float in (0, 1) or None, default=2
         Width of the code (the number of output features of ``transform``).
-        None lets the network set it: with ``architecture="conv"`` the code is
-        the flattened last feature map, with a user-supplied ``encoder`` it is
-        the encoder's output width. ``architecture="dense"`` needs an int.
+        A float is a fraction of variance, as in PCA: the smallest code whose
+        validation reconstruction R² (``1 - SSE / SST`` on a held-out
+        ``validation_fraction`` of X, in the scaled space) reaches it. PCA's R²
+        for every size bounds and guides the search, so it takes a few fits,
+        not one per size; the chosen width is ``n_components_`` and its R²
+        ``reconstruction_r2_``. None lets the network set it: with
+        ``architecture="conv"`` the code is the flattened last feature map,
+        with a user-supplied ``encoder`` it is the encoder's output width.
+        ``architecture="dense"`` needs an int or a float.
 
     architecture : {"dense", "conv"}, default="dense"
         The built-in network. "dense": fully connected layers (see
@@ -107,6 +113,21 @@ class AutoencoderTransformer(
         n_components)``; it must map codes of shape ``(None, n_components)`` to
         reconstructions of shape ``(None, *input_shape)``.
 
+    init : {"auto", "random", "pca"}, default="auto"
+        How the dense networks start. "pca": each half is a linear path set to
+        PCA's projection (encoder) or reconstruction (decoder) of the scaled
+        training data, plus a non-linear correction whose last layer starts at
+        zero, so the untrained model is exactly PCA and training improves on
+        it; with ``early_stopping=True`` the start is a candidate, so the
+        result is never worse than PCA on the validation rows. Needs
+        ``architecture="dense"``, no user networks, ``loss="mse"`` and linear
+        code and output activations (``output_activation="auto"`` then means
+        linear). "random": Glorot-uniform weights. "auto": "pca" where it
+        applies and the code is wider than 3 units (or a fraction of
+        variance), else "random": 2-D and 3-D codes are mostly looked at, and
+        there the random start gave better neighbourhoods. The start used is
+        ``init_``.
+
     activation : str or None, default="relu"
         Activation of the hidden layers, any Keras activation name. None or
         "linear" gives a linear autoencoder, which learns PCA's subspace.
@@ -140,7 +161,10 @@ class AutoencoderTransformer(
         scaling. Never applied in ``transform``. Denoising regularises the map:
         on the digits benchmark 0.7 raised held-out 2-D kNN accuracy from 0.84
         to 0.93 and lowered held-out reconstruction error; 0 trains a plain
-        autoencoder.
+        autoencoder. With a PCA start (``init_="pca"``) the fraction is of the
+        RMS that PCA's ``n_components`` axes leave unexplained, the detail the
+        code must add: noise on the whole data's scale would drown it in wide
+        codes.
 
     masking : float, default=0.0
         Fraction of scaled input values set to zero during training only
@@ -211,6 +235,16 @@ class AutoencoderTransformer(
         Subtracted from the input before encoding.
     input_scale_ : ndarray of shape (n_features_in_,)
         Divides the input after the offset is removed.
+    init_ : {"random", "pca"}
+        The start used (what ``init="auto"`` chose).
+    n_samples_seen_ : int
+        Number of rows the scaling statistics were computed from: all of X for
+        ``fit``, every chunk so far for ``partial_fit``.
+    reconstruction_r2_ : float
+        Only for a float ``n_components``: the validation R² of the chosen code.
+    n_components_scores_ : dict of int to float
+        Only for a float ``n_components``: each code size fitted during the
+        search and its validation R², in the order tried.
     n_features_in_ : int
         Number of features seen during fit (values per sample for images).
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -219,9 +253,17 @@ class AutoencoderTransformer(
     See Also
     --------
     sklearn.decomposition.PCA : The linear counterpart.
+    sklearn.decomposition.IncrementalPCA : Its chunk-by-chunk form, as
+        :meth:`partial_fit`.
 
     Notes
     -----
+    X may be a :class:`numpy.memmap`, a SciPy sparse matrix or array, or any 2-D
+    array-like with row slicing (h5py, zarr): ``fit``, ``partial_fit``,
+    ``transform`` and ``score`` then read it a batch of rows at a time (about
+    32 MB), densifying and scaling each batch on its own, so X is never copied
+    or densified whole.
+
     Training runs in float32 (Keras' default). ``transform`` and
     ``inverse_transform`` run a float64 copy of the trained network, so a
     sample's result does not depend on the other rows it is batched with, and
@@ -267,7 +309,7 @@ class AutoencoderTransformer(
             Interval(RealNotInt, 0, 1, closed="neither"),
             None,
         ],
-        "init": [StrOptions({"random", "pca"})],
+        "init": [StrOptions({"auto", "random", "pca"})],
         "architecture": [StrOptions({"dense", "conv"})],
         "hidden_layer_sizes": [StrOptions({"auto"}), tuple, list],
         "input_shape": [tuple, list, None],
@@ -302,7 +344,7 @@ class AutoencoderTransformer(
         n_components=2,
         *,
         architecture="dense",
-        init="random",
+        init="auto",
         hidden_layer_sizes="auto",
         input_shape=None,
         encoder=None,
@@ -387,7 +429,7 @@ class AutoencoderTransformer(
         input_shape = self._resolve_input_shape(X.shape[1], sample_shape)
         loss = "mse" if self.loss == "auto" else self.loss
         scaling = self._resolve_scaling(X, loss)
-        self._check_init(loss)
+        init = self._resolve_init(loss)
         search = _is_fraction(self.n_components)
         stats = _scaling_stats(X)
         offset, scale = stats.result(scaling)
@@ -403,7 +445,7 @@ class AutoencoderTransformer(
             val_rows = _row_set(X, val_rows, offset, scale, input_shape)
         seed = int(rng.randint(2**31 - 1 - 1000))
         basis = None
-        if self.init == "pca":
+        if init == "pca":
             n_basis = None if search else self.n_components
             basis = _pca_basis(train_rows, n_basis, seed)
 
@@ -423,7 +465,7 @@ class AutoencoderTransformer(
                 basis=basis,
                 loss=loss,
                 scaling=scaling,
-                noise=self._noise_std(stats, scale),
+                noise=self._noise_std(stats, scale, basis, n_components),
                 seed=seed,
                 rng=rng,
             )
@@ -437,6 +479,7 @@ class AutoencoderTransformer(
                 networks = fit_networks(self.n_components)
         except _training.TrainingInterrupted as exc:
             self._set_fitted(offset, scale, *exc.networks)
+            self.init_ = init
             self._set_stream_state(stats, int(rng.randint(2**31 - 1)), 0)
             warnings.warn(
                 f"Training was interrupted after {exc.n_iter} epoch(s); the "
@@ -452,6 +495,7 @@ class AutoencoderTransformer(
             self._reset()
             raise
         self._set_fitted(offset, scale, *networks)
+        self.init_ = init
         if search:
             self.reconstruction_r2_ = r2
             self.n_components_scores_ = scores
@@ -481,7 +525,7 @@ class AutoencoderTransformer(
         encoder, decoder, hidden = self._build_networks(
             X.shape[1],
             input_shape,
-            self._output_activation(scaling),
+            self._output_activation(scaling, basis is not None),
             seed=seed,
             n_components=n_components,
             basis=basis,
@@ -554,23 +598,41 @@ class AutoencoderTransformer(
             result.scores[k] = fit_and_score(k)
         return fitted[k], result.scores[k], dict(result.scores)
 
-    def _check_init(self, loss):
-        if self.init != "pca":
-            return
+    def _resolve_init(self, loss):
+        """The start used: "pca" or "random"; "auto" picks, "pca" is checked.
+
+        "auto" starts at PCA where the network can (dense, linear output, mse)
+        and the code is for reconstruction, wider than 3 or a fraction of
+        variance; 2-D and 3-D codes are mostly for looking at, and there a
+        random start measured better neighbourhoods (MNIST 10k 2-D kNN 0.80 vs
+        0.78) at the same reconstruction error.
+        """
         problems = {
             "architecture": self.architecture != "dense",
             "encoder": self.encoder is not None,
             "decoder": self.decoder is not None,
             "loss": loss != "mse",
+            "code_activation": self.code_activation not in (None, "linear"),
+            "output_activation": self.output_activation not in ("auto", None, "linear"),
         }
         bad = [name for name, wrong in problems.items() if wrong]
-        if bad:
-            received = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
-            raise ValueError(
-                "Expected architecture='dense', no user encoder or decoder and "
-                "loss='mse' for init='pca' (a linear path set to PCA plus a "
-                f"correction). Received: {received}"
+        if self.init == "auto":
+            wide = _is_fraction(self.n_components) or (
+                isinstance(self.n_components, Integral) and self.n_components > 3
             )
+            return "pca" if wide and not bad else "random"
+        if self.init == "pca" and bad:
+            received = ", ".join(
+                f"{name}={loss if name == 'loss' else getattr(self, name)!r}"
+                for name in bad
+            )
+            raise ValueError(
+                "Expected architecture='dense', no user encoder or decoder, "
+                "loss='mse' and linear code and output activations for "
+                "init='pca' (a linear path set to PCA plus a correction). "
+                f"Received: {received}"
+            )
+        return self.init
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -612,7 +674,7 @@ class AutoencoderTransformer(
         loss = "mse" if self.loss == "auto" else self.loss
         if first:
             self._reset()
-            self._check_init(loss)
+            self._resolve_init(loss)
             if _is_fraction(self.n_components):
                 raise ValueError(
                     "Expected an int n_components for partial_fit: the search "
@@ -630,17 +692,25 @@ class AutoencoderTransformer(
         self._check_scaled_range(stats, offset, scale, loss)
         if state is None:
             init_rng = check_random_state(self.random_state)
-            state = {"seed": int(init_rng.randint(2**31 - 1 - 1000)), "step": 0}
+            state = {
+                "seed": int(init_rng.randint(2**31 - 1 - 1000)),
+                "step": 0,
+                "noise_ratio": 1.0,
+            }
         if first:
             input_shape = self._resolve_input_shape(X.shape[1], sample_shape)
             basis = None
-            if self.init == "pca":
+            if self._resolve_init(loss) == "pca":
                 chunk = _row_set(X, np.arange(X.shape[0]), offset, scale, input_shape)
                 basis = _pca_basis(chunk, self.n_components, state["seed"])
+                # The first chunk's residual share sets the noise for all.
+                state["noise_ratio"] = self._noise_std(
+                    stats, scale, basis, self.n_components
+                ) / max(self._noise_std(stats, scale), 1e-300)
             encoder, decoder, hidden = self._build_networks(
                 X.shape[1],
                 input_shape,
-                self._output_activation(scaling),
+                self._output_activation(scaling, basis is not None),
                 seed=state["seed"],
                 n_components=self.n_components,
                 basis=basis,
@@ -693,7 +763,7 @@ class AutoencoderTransformer(
                 rows,
                 None,
                 epochs=1,
-                noise=self._noise_std(stats, scale),
+                noise=self._noise_std(stats, scale) * state.get("noise_ratio", 1.0),
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
                 # One stream of noise across calls; each chunk its own shuffle.
@@ -715,18 +785,30 @@ class AutoencoderTransformer(
             raise
         history = {"loss": history.get("loss", []) + chunk_history["loss"]}
         self._set_fitted(offset, scale, encoder, decoder, hidden, history, n_iter + 1)
+        if first:
+            self.init_ = "pca" if basis is not None else "random"
         steps = _training.count_batches(rows.n, trainer.batch_size, chunk_rows)
-        self._set_stream_state(stats, state["seed"], state["step"] + steps)
+        self._set_stream_state(
+            stats,
+            state["seed"],
+            state["step"] + steps,
+            noise_ratio=state.get("noise_ratio", 1.0),
+        )
         self._trainer = trainer
         return self
 
-    def _set_stream_state(self, stats, seed, step):
+    def _set_stream_state(self, stats, seed, step, noise_ratio=1.0):
         # What partial_fit continues from, as plain data that pickles and
         # saves: the running scaling statistics (so that partial_fit after fit
         # updates fit's) and the position in the random stream. The optimizer
         # and compiled graphs are kept only in memory, in _trainer.
         self.n_samples_seen_ = int(stats.n_samples_seen_)
-        self._stream = {"stats": dict(vars(stats)), "seed": seed, "step": step}
+        self._stream = {
+            "stats": dict(vars(stats)),
+            "seed": seed,
+            "step": step,
+            "noise_ratio": noise_ratio,
+        }
 
     def _check_scaled_range(self, stats, offset, scale, loss):
         lo = float(np.min((stats.data_min_ - offset) / scale))
@@ -738,14 +820,25 @@ class AutoencoderTransformer(
                 f"[{lo:.3g}, {hi:.3g}]; use scaling='minmax'."
             )
 
-    def _noise_std(self, stats, scale):
-        # Relative to the scaled data's RMS, so one setting suits any units.
-        return self.noise * float(np.sqrt(np.mean(stats.var_ / scale**2)))
+    def _noise_std(self, stats, scale, basis=None, n_components=None):
+        """Input noise std: ``noise`` times an RMS of the scaled data.
 
-    def _output_activation(self, scaling):
+        Relative to the data's RMS, so one setting suits any units. With a PCA
+        start, relative to the RMS that PCA's ``n_components`` axes leave
+        unexplained: the detail the code has to add. Noise of the whole data's
+        scale would drown that detail in wide codes (measured on digits with a
+        32-unit code: MSE 1.84 against 0.57 with this, and PCA's 0.69).
+        """
+        if basis is None:
+            return self.noise * float(np.sqrt(np.mean(stats.var_ / scale**2)))
+        explained = float(np.sum(basis.explained_variance[:n_components]))
+        residual = max(basis.total_variance - explained, 0.0)
+        return self.noise * float(np.sqrt(residual / basis.components.shape[1]))
+
+    def _output_activation(self, scaling, pca_start=False):
         if self.output_activation == "auto":
-            # PCA's reconstruction is unbounded: init="pca" starts linear.
-            if self.init == "pca":
+            # PCA's reconstruction is unbounded: a PCA start is linear.
+            if pca_start:
                 return None
             return "sigmoid" if scaling == "minmax" else None
         return self.output_activation
@@ -1272,6 +1365,9 @@ def _pca_basis(rows, n_components, seed):
     return Bunch(
         components=np.vstack([ipca.components_, np.zeros((pad, n_features))]),
         mean=ipca.mean_,
+        explained_variance=np.concatenate([ipca.explained_variance_, np.zeros(pad)]),
+        # With ddof=1, as PCA's explained variances.
+        total_variance=float(np.sum(ipca.var_) * rows.n / max(rows.n - 1, 1)),
     )
 
 

@@ -16,8 +16,10 @@ seed), reconstruction MSE as a fraction of PCA's (codes of 2, 8, 16/32, 32/64):
   code on digits trains to a denoiser 2.7 times worse than PCA (3.1 for the
   random-init default). Noise scaled to what PCA leaves unexplained,
   ``0.7 * sqrt(basis.residual_variance)``, keeps the benefit of denoising for
-  small codes and fades for large ones: 0.50, 0.49, 0.62, 0.81 of PCA on
-  digits, 0.69, 0.57, 0.68, 0.81 on MNIST, the best or tied of every variant.
+  small codes and fades for large ones: 0.51, 0.50, 0.61, 0.82 of PCA on
+  digits, 0.68, 0.57, 0.68, 0.81 on MNIST, within 0.06 of the best variant at
+  every size. No noise with early stopping is best for large codes (0.58 and
+  0.76 on digits) but poor for small ones (0.66 at 2-D).
 - The linear paths stay trainable: freezing them moved the MSE by at most 0.03
   of PCA's either way (except where the 0.7 RMS noise ruined both).
 - The corrections' hidden layers are initialised as ``build_dense``'s, so the
