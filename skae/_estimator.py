@@ -774,7 +774,7 @@ class AutoencoderTransformer(
                 first_step=state["step"],
                 warn_convergence=False,
             )
-        except BaseException:
+        except BaseException as exc:
             if first:
                 self._reset()
             else:
@@ -782,6 +782,9 @@ class AutoencoderTransformer(
                 decoder.set_weights(saved[1])
                 # The optimizer's moments saw the failed steps.
                 self.__dict__.pop("_trainer", None)
+            if isinstance(exc, _training.TrainingInterrupted):
+                # Interrupted after its one epoch: still the user's Ctrl-C.
+                raise KeyboardInterrupt from exc
             raise
         history = {"loss": history.get("loss", []) + chunk_history["loss"]}
         self._set_fitted(offset, scale, encoder, decoder, hidden, history, n_iter + 1)

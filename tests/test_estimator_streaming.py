@@ -188,6 +188,22 @@ def test_failed_partial_fit_leaves_the_transformer_as_it_was(X):
     assert pickle.dumps(ae._stream) == stream and ae.n_samples_seen_ == 150
 
 
+class _LateSaboteur(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_partial_fit_interrupted_after_its_epoch_is_undone(X):
+    ae = AutoencoderTransformer(hidden_layer_sizes=(8,), random_state=0)
+    ae.partial_fit(X[:150])
+    before = ae.transform(X)
+    ae.set_params(callbacks=[_LateSaboteur()])
+    with pytest.raises(KeyboardInterrupt):
+        ae.partial_fit(X[150:])
+    np.testing.assert_array_equal(ae.transform(X), before)
+    assert ae.n_iter_ == 1
+
+
 def test_partial_fit_checks_feature_count(X):
     ae = AutoencoderTransformer(**SMALL).partial_fit(X)
     with pytest.raises(ValueError, match="64 features"):
