@@ -120,6 +120,47 @@ def test_speed_quick_end_to_end(tmp_path):
     assert "skae / plain Keras time" in speed_md and "| PCA `transform` |" in speed_md
 
 
+def test_reconstruction_quick_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    run_module(
+        "benchmarks.reconstruction",
+        "--quick",
+        "--datasets",
+        "digits",
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+    )
+    result = json.loads((out / "reconstruction.json").read_text())
+    digits = result["datasets"]["digits"]
+    assert [row["k"] for row in digits["sizes"]] == [2, 8]
+    for row in digits["sizes"]:
+        assert row["PCA"] > 0 and row["default"] in {"random", "pca"}
+        assert all(is_finite_number(v) and v > 0 for v in row["random"] + row["pca"])
+    assert [s["target"] for s in digits["search"]] == [0.9, 0.95]
+    for search in digits["search"]:
+        assert search["val_r2"] >= search["target"]
+        reaching = [
+            int(k) for k, r2 in search["tried"].items() if r2 >= search["target"]
+        ]
+        assert search["chosen"] == min(reaching)
+    text = (out / "reconstruction.md").read_text()
+    assert "| code size | PCA |" in text and "| target R² |" in text
+
+
+def test_out_of_core_quick_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    run_module(
+        "benchmarks.out_of_core", "--quick", "--dir", str(tmp_path), "--out", str(out)
+    )
+    result = json.loads((out / "out_of_core.json").read_text())
+    assert result["rows"] == 20_000 and result["codes_finite"]
+    assert result["fit"]["seconds"] > 0 and result["sparse"]["fit"]["seconds"] > 0
+    assert 0 < result["sparse"]["density"] < 1
+    assert "| memmap fit |" in (out / "out_of_core.md").read_text()
+
+
 @pytest.mark.slow  # compiling UMAP's numba code alone takes about 30 s
 def test_quick_with_umap(tmp_path):
     pytest.importorskip("umap")
