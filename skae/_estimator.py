@@ -24,7 +24,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _streaming, _training
-from ._pca_init import build_pca_dense, pca_basis, select_n_components
+from ._pca_init import build_pca_dense, pca_basis, pca_r2_curve, select_n_components
 from ._scaling import SCALINGS
 from .architectures import (
     CONV_AUTO_FILTERS,
@@ -473,7 +473,7 @@ class AutoencoderTransformer(
         try:
             if search:
                 networks, r2, scores = self._search_n_components(
-                    fit_networks, basis, train_rows, val_rows, offset, scale
+                    fit_networks, basis, train_rows, val_rows
                 )
             else:
                 networks = fit_networks(self.n_components)
@@ -530,20 +530,14 @@ class AutoencoderTransformer(
             n_components=n_components,
             basis=basis,
         )
-        batch_size = self.batch_size
-        if batch_size == "auto":
-            batch_size = _auto_batch_size(train_rows.n)
         epochs = self.epochs
         if epochs == "auto":
             epochs = _auto_epochs(train_rows.n)
-        trainer = _training.Trainer(
+        trainer = self._make_trainer(
             encoder,
             decoder,
-            loss=loss,
-            optimizer=self._make_optimizer(),
-            batch_size=min(batch_size, train_rows.n),
-            noisy=self.noise > 0,
-            masking=self.masking,
+            loss,
+            min(self._batch_size(train_rows.n), train_rows.n),
             seed=int(rng.randint(2**31 - 1)),
         )
         try:
@@ -565,9 +559,7 @@ class AutoencoderTransformer(
             raise
         return encoder, decoder, hidden, history, n_iter
 
-    def _search_n_components(
-        self, fit_networks, basis, train_rows, val_rows, offset, scale
-    ):
+    def _search_n_components(self, fit_networks, basis, train_rows, val_rows):
         """The smallest code whose validation R² reaches ``n_components``.
 
         PCA's validation R² for every size bounds the search and guides it (see
@@ -577,7 +569,7 @@ class AutoencoderTransformer(
         target = float(self.n_components)
         if basis is None:
             basis = _pca_basis(train_rows, None, 0)
-        baseline = _pca_r2_curve(basis, val_rows)
+        baseline = pca_r2_curve(basis, val_rows.batches(_INFERENCE_BATCH))
         sst = _sum_of_squares(val_rows)
         fitted = {}
 
@@ -743,18 +735,9 @@ class AutoencoderTransformer(
         rows = _row_set(X, np.arange(X.shape[0]), offset, scale, self.input_shape_)
         trainer = self.__dict__.get("_trainer")
         if trainer is None:
-            batch_size = self.batch_size
-            if batch_size == "auto":
-                batch_size = _auto_batch_size(rows.n)
-            trainer = _training.Trainer(
-                encoder,
-                decoder,
-                loss=loss,
-                optimizer=self._make_optimizer(),
-                batch_size=batch_size,
-                noisy=self.noise > 0,
-                masking=self.masking,
-                seed=state["seed"],
+            # Not clipped to this chunk's rows: later chunks may be larger.
+            trainer = self._make_trainer(
+                encoder, decoder, loss, self._batch_size(rows.n), seed=state["seed"]
             )
         chunk_rows = _chunk_rows(X)
         try:
@@ -880,6 +863,23 @@ class AutoencoderTransformer(
         if self.scaling != "auto":
             return self.scaling
         return "minmax" if loss == "binary_crossentropy" else "center"
+
+    def _batch_size(self, n_rows):
+        if self.batch_size == "auto":
+            return _auto_batch_size(n_rows)
+        return self.batch_size
+
+    def _make_trainer(self, encoder, decoder, loss, batch_size, *, seed):
+        return _training.Trainer(
+            encoder,
+            decoder,
+            loss=loss,
+            optimizer=self._make_optimizer(),
+            batch_size=batch_size,
+            noisy=self.noise > 0,
+            masking=self.masking,
+            seed=seed,
+        )
 
     def _make_optimizer(self):
         try:
@@ -1380,23 +1380,6 @@ def _sum_of_squares(rows):
     for xb in rows.batches(_INFERENCE_BATCH):
         stats.update(xb.reshape(len(xb), -1))
     return float(np.sum(stats.var_) * stats.n_samples_seen_)
-
-
-def _pca_r2_curve(basis, rows):
-    """PCA's R² on ``rows`` for every number of components of ``basis``.
-
-    ``r2[k - 1] = 1 - SSE_k / SST``, SST around the rows' own mean; a batch
-    at a time, as :func:`skae._pca_init.pca_r2_curve` does in one go.
-    """
-    sse = 0.0
-    for xb in rows.batches(_INFERENCE_BATCH):
-        centred = xb.reshape(len(xb), -1).astype(np.float64) - basis.mean
-        # Orthonormal (or zero) components each remove their own share of the
-        # squared error: one projection gives every k at once.
-        explained = np.cumsum(np.sum((centred @ basis.components.T) ** 2, axis=0))
-        sse = sse + (float(np.sum(centred**2)) - explained)
-    sst = _sum_of_squares(rows)
-    return 1 - np.maximum(sse, 0.0) / sst if sst > 0 else np.ones_like(sse)
 
 
 def _scaling_stats(X, stats=None):

@@ -27,6 +27,7 @@ seed), reconstruction MSE as a fraction of PCA's (codes of 2, 8, 16/32, 32/64):
 """
 
 import math
+from collections.abc import Iterator
 from numbers import Integral, Real
 
 import keras
@@ -34,6 +35,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.utils import Bunch
 
+from ._streaming import ScalingStats
 from .architectures import _dense
 
 __all__ = ["build_pca_dense", "pca_basis", "pca_r2_curve", "select_n_components"]
@@ -304,8 +306,10 @@ def pca_r2_curve(basis, X_val):
     basis : :class:`~sklearn.utils.Bunch`
         From :func:`pca_basis` on the training part, typically with
         ``n_components=None`` (all components).
-    X_val : array-like of shape (n_samples, n_features) or (n_samples, *sample_shape)
-        Scaled validation data.
+    X_val : array-like of shape (n_samples, n_features) or (n_samples, \
+*sample_shape), or an iterator of such batches
+        Scaled validation data, whole or a batch at a time (data read from
+        disk is never held whole).
 
     Returns
     -------
@@ -319,18 +323,26 @@ def pca_r2_curve(basis, X_val):
     >>> import numpy as np
     >>> from skae._pca_init import pca_basis, pca_r2_curve
     >>> X = np.random.RandomState(0).normal(size=(200, 5)) * [5, 3, 2, 1, 0.5]
-    >>> r2 = pca_r2_curve(pca_basis(X[:150], None), X[150:])
+    >>> basis = pca_basis(X[:150], None)
+    >>> r2 = pca_r2_curve(basis, X[150:])
     >>> r2.shape, bool(np.all(np.diff(r2) >= 0)), bool(np.isclose(r2[-1], 1))
     ((5,), True, True)
+    >>> bool(np.allclose(pca_r2_curve(basis, iter([X[150:170], X[170:]])), r2))
+    True
     """
-    X_val = np.asarray(X_val, dtype=np.float64)
-    X_val = X_val.reshape(len(X_val), -1)
-    centred = X_val - basis.mean
-    # The components are orthonormal (or zero): each removes its own share of
-    # the squared error, so one projection gives every k at once.
-    explained = np.cumsum(np.sum((centred @ basis.components.T) ** 2, axis=0))
-    sst = float(np.sum((X_val - X_val.mean(axis=0)) ** 2))
-    sse = np.maximum(float(np.sum(centred**2)) - explained, 0.0)
+    batches = X_val if isinstance(X_val, Iterator) else [X_val]
+    stats, sse = ScalingStats(), 0.0
+    for batch in batches:
+        batch = np.asarray(batch, dtype=np.float64)
+        batch = batch.reshape(len(batch), -1)
+        stats.update(batch)
+        centred = batch - basis.mean
+        # The components are orthonormal (or zero): each removes its own share
+        # of the squared error, so one projection gives every k at once.
+        explained = np.cumsum(np.sum((centred @ basis.components.T) ** 2, axis=0))
+        sse = sse + (float(np.sum(centred**2)) - explained)
+    sst = float(np.sum(stats.var_) * stats.n_samples_seen_)
+    sse = np.maximum(sse, 0.0)
     return 1 - sse / sst if sst > 0 else np.ones_like(sse)
 
 
