@@ -635,8 +635,11 @@ class AutoencoderTransformer(
         statistics (``input_offset_``, ``input_scale_``) are those of all the
         rows seen so far: when a chunk changes them, the first and last layers'
         weights are re-expressed for the new scaling, so the transformer's maps
-        in the input's units are unchanged by the update itself. The optimizer's
-        state carries over between calls in one process (not through pickling).
+        in the input's units are unchanged by the update itself (for networks
+        that start and end with Dense layers, as the built-in dense ones; other
+        networks see the new scaling as is and adapt to it while training). The
+        optimizer's state carries over between calls in one process (not
+        through pickling).
 
         Parameters
         ----------
@@ -707,16 +710,6 @@ class AutoencoderTransformer(
                 n_components=self.n_components,
                 basis=basis,
             )
-            if scaling is not None and _foldable_layers(encoder, decoder) is None:
-                self._reset()
-                raise ValueError(
-                    "Expected a dense network (architecture='dense', no user "
-                    "encoder or decoder, linear output) for partial_fit with "
-                    "input scaling, whose updates are folded into the first and "
-                    "last layers. Received: "
-                    f"architecture={self.architecture!r}, scaling={scaling!r}; "
-                    "use scaling=None with pre-scaled data, or fit."
-                )
             self.input_shape_ = input_shape
             self._sample_shape = sample_shape
             history, n_iter = {"loss": []}, 0
@@ -1458,11 +1451,17 @@ def _fold_scaling(encoder, decoder, old_offset, old_scale, offset, scale):
 
     With ``x_scaled = (x - offset) / scale``, a first layer ``W x_scaled + b``
     and a reconstruction ``scale * y + offset`` keep their values in the input's
-    units when ``W``, ``b`` and the last layers' weights change as below.
+    units when ``W``, ``b`` and the last layers' weights change as below. A
+    network that does not start and end with Dense layers (convolutions, most
+    user networks) is left as it is: the new scaling applies to it as is, and
+    training on the chunk adapts it.
     """
     if np.array_equal(old_offset, offset) and np.array_equal(old_scale, scale):
         return
-    first, last = _foldable_layers(encoder, decoder)
+    layers = _foldable_layers(encoder, decoder)
+    if layers is None:
+        return
+    first, last = layers
     for layer in first:
         kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
         layer.set_weights(

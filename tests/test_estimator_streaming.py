@@ -160,14 +160,14 @@ def test_folding_a_new_scaling_keeps_the_maps(init_params, X):
     )
 
 
-def test_partial_fit_needs_a_foldable_network_when_scaling():
-    images = np.random.RandomState(0).rand(20, 8, 8)
+def test_partial_fit_of_a_conv_network_updates_its_scaling():
+    # No Dense layer to fold into: the new scaling applies as is.
+    images = np.random.RandomState(0).rand(40, 8, 8)
     ae = AutoencoderTransformer(architecture="conv", hidden_layer_sizes=(4,))
-    with pytest.raises(ValueError, match=r"Expected a dense network.*conv"):
-        ae.partial_fit(images)
-    assert not hasattr(ae, "n_features_in_")
-    ae.set_params(scaling=None).partial_fit(images)
-    assert ae.n_iter_ == 1
+    ae.partial_fit(images[:20]).partial_fit(images[20:] * 3)
+    flat = np.concatenate([images[:20], images[20:] * 3]).reshape(40, -1)
+    np.testing.assert_allclose(ae.input_offset_, flat.mean(axis=0), rtol=1e-12)
+    assert ae.n_iter_ == 2 and np.isfinite(ae.transform(images)).all()
 
 
 class _Saboteur(keras.callbacks.Callback):
