@@ -79,6 +79,8 @@ ARCHITECTURES = {
     "pca-init": dict(init="pca"),
     # The code size is searched: several fits per fit.
     "variance-fraction": dict(init="pca", n_components=0.9),
+    # A neighbour graph per fit and a decoder-only phase after training.
+    "structured": dict(structure_weight=1.0, n_neighbors=5),
 }
 
 
@@ -109,6 +111,7 @@ COMPLIANCE = [
     "user-networks",
     "pca-init",
     "variance-fraction",
+    "structured",
 ]
 
 

@@ -1,0 +1,254 @@
+"""The structure term: its neighbour graph, its loss, and the estimator's use of it."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import tensorflow as tf
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+
+from skae import AutoencoderTransformer, _structure
+from skae._structure import contrastive_loss, neighbour_graph
+
+
+@pytest.fixture(autouse=True)
+def _quiet_convergence():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def brute_neighbours(X, k):
+    d = np.linalg.norm(X[:, None] - X[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+# -- the graph -----------------------------------------------------------------
+
+
+def test_neighbours_are_the_k_nearest_other_rows():
+    X = np.random.RandomState(0).normal(size=(60, 5))
+    graph = neighbour_graph(X, n_neighbors=6)
+    np.testing.assert_array_equal(graph.neighbours, brute_neighbours(X, 6))
+    assert graph.n == 60
+
+
+def test_graph_is_symmetric_without_self_loops_and_weights_in_0_1():
+    X = np.random.RandomState(1).normal(size=(80, 3))
+    graph = neighbour_graph(X, n_neighbors=5)
+    pairs = zip(graph.heads.tolist(), graph.tails.tolist(), strict=True)
+    edges = dict(zip(pairs, graph.weights, strict=True))
+    assert all(edges[(t, h)] == w for (h, t), w in edges.items())
+    assert not np.any(graph.heads == graph.tails)
+    assert np.all((graph.weights > 0) & (graph.weights <= 1))
+    # Every row's k neighbours are among its edges.
+    for i, row in enumerate(graph.neighbours):
+        assert all((i, int(j)) in edges for j in row)
+
+
+def test_fuzzy_weights_sum_to_log2_k_per_row():
+    dist = np.sort(np.random.RandomState(2).uniform(0.5, 3.0, size=(40, 10)), axis=1)
+    weights = _structure._fuzzy_weights(dist, 10)
+    np.testing.assert_allclose(weights.sum(axis=1), np.log2(10), rtol=1e-6)
+    # The nearest neighbour has full membership.
+    np.testing.assert_allclose(weights[:, 0], 1.0)
+
+
+def test_batched_queries_give_the_same_graph(monkeypatch):
+    X = np.random.RandomState(3).normal(size=(50, 4))
+    whole = neighbour_graph(X, n_neighbors=4)
+    monkeypatch.setattr(_structure, "_QUERY_ROWS", 7)
+    batched = neighbour_graph(X, n_neighbors=4)
+    for name in ("heads", "tails", "weights", "neighbours"):
+        np.testing.assert_array_equal(getattr(batched, name), getattr(whole, name))
+
+
+def test_duplicate_rows_never_list_themselves():
+    X = np.repeat(np.random.RandomState(4).normal(size=(10, 3)), 3, axis=0)
+    graph = neighbour_graph(X, n_neighbors=4)
+    assert not np.any(graph.neighbours == np.arange(30)[:, None])
+    assert not np.any(graph.heads == graph.tails)
+    assert np.all(np.isfinite(graph.weights))
+
+
+def test_small_data_clips_n_neighbors_and_one_row_has_no_graph():
+    assert neighbour_graph(np.zeros((1, 3)), 15) is None
+    graph = neighbour_graph(np.arange(8.0).reshape(4, 2), 15)
+    assert graph.neighbours.shape == (4, 3)
+
+
+# -- the loss ------------------------------------------------------------------
+
+
+def test_contrastive_loss_matches_a_numpy_reference():
+    rng = np.random.RandomState(5)
+    a, b = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+    log_q = -np.log1p(((a[:, None] - b[None]) ** 2).sum(-1))
+
+    def nce(lq):
+        return np.log(np.exp(lq).sum(1)) - np.diag(lq)
+
+    expected = (nce(log_q).mean() + nce(log_q.T).mean()) / 2
+    got = float(contrastive_loss(tf.constant(a), tf.constant(b)))
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_contrastive_loss_prefers_pairs_close_and_others_apart():
+    rng = np.random.RandomState(6)
+    centres = rng.normal(scale=10, size=(8, 2))
+    near = contrastive_loss(
+        tf.constant(centres), tf.constant(centres + rng.normal(scale=0.1, size=(8, 2)))
+    )
+    shuffled = contrastive_loss(tf.constant(centres), tf.constant(centres[::-1]))
+    assert float(near) < float(shuffled)
+
+
+# -- the estimator -------------------------------------------------------------
+
+FAST = dict(hidden_layer_sizes=(16,), epochs=3, batch_size=32, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    # Three clusters on a curved 1-D manifold each, in 10-D.
+    rng = np.random.RandomState(0)
+    t = rng.uniform(0, 3, size=(300, 1))
+    centres = rng.normal(scale=4, size=(3, 10))
+    labels = np.repeat(np.arange(3), 100)
+    X = (
+        centres[labels]
+        + np.sin(t * np.arange(1, 11))
+        + rng.normal(scale=0.3, size=(300, 10))
+    )
+    return X, labels
+
+
+def test_weight_zero_is_the_plain_autoencoder(blobs):
+    X, _ = blobs
+    plain = AutoencoderTransformer(**FAST).fit(X)
+    zero = AutoencoderTransformer(structure_weight=0.0, n_neighbors=3, **FAST).fit(X)
+    np.testing.assert_array_equal(zero.transform(X), plain.transform(X))
+    assert "decoder_loss" not in zero.history_
+
+
+def test_structure_is_in_get_params_and_searchable(blobs):
+    X, _ = blobs
+    ae = AutoencoderTransformer(structure_weight=0.5, n_neighbors=7)
+    params = clone(ae).get_params()
+    assert params["structure_weight"] == 0.5 and params["n_neighbors"] == 7
+    search = GridSearchCV(
+        AutoencoderTransformer(**{**FAST, "epochs": 1}),
+        {"structure_weight": [0.0, 1.0]},
+        cv=2,
+    ).fit(X)
+    assert search.best_params_["structure_weight"] in (0.0, 1.0)
+
+
+def test_structured_fit_separates_clusters_more_than_plain(blobs):
+    from skae.metrics import silhouette
+
+    X, labels = blobs
+    params = {**FAST, "epochs": 20}
+    plain = AutoencoderTransformer(**params).fit(X)
+    structured = AutoencoderTransformer(structure_weight=1.0, **params).fit(X)
+    assert silhouette(structured.transform(X), labels) > silhouette(
+        plain.transform(X), labels
+    )
+
+
+def test_decoder_tuning_leaves_the_encoder_alone(blobs, monkeypatch):
+    X, _ = blobs
+    seen = {}
+    original = AutoencoderTransformer._tune_decoder
+
+    def spy(self, encoder, decoder, *args):
+        seen["encoder"] = [w.copy() for w in encoder.get_weights()]
+        seen["decoder"] = [w.copy() for w in decoder.get_weights()]
+        return original(self, encoder, decoder, *args)
+
+    monkeypatch.setattr(AutoencoderTransformer, "_tune_decoder", spy)
+    ae = AutoencoderTransformer(structure_weight=1.0, **{**FAST, "epochs": 8}).fit(X)
+    for before, after in zip(seen["encoder"], ae.encoder_.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert any(
+        not np.array_equal(b, a)
+        for b, a in zip(seen["decoder"], ae.decoder_.get_weights(), strict=True)
+    )
+    assert len(ae.history_["decoder_loss"]) == 2  # a quarter of the epochs
+    assert ae.encoder_.trainable and ae.decoder_.trainable
+
+
+def test_structured_fit_reproduces_and_pickles(blobs):
+    X, _ = blobs
+    ae = AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
+    again = AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
+    np.testing.assert_array_equal(ae.transform(X), again.transform(X))
+    restored = pickle.loads(pickle.dumps(ae))
+    np.testing.assert_array_equal(restored.transform(X), ae.transform(X))
+
+
+def test_early_stopping_monitors_the_structured_loss_on_validation_rows(blobs):
+    X, _ = blobs
+    ae = AutoencoderTransformer(structure_weight=1.0, early_stopping=True, **FAST).fit(
+        X
+    )
+    assert len(ae.history_["val_loss"]) == ae.n_iter_
+    assert np.all(np.isfinite(ae.history_["val_loss"]))
+    # Larger than the reconstruction alone: the contrastive term is counted.
+    assert ae.history_["val_loss"][-1] > ae.history_["decoder_val_loss"][-1]
+
+
+def test_partial_fit_uses_each_chunks_own_graph(blobs):
+    X, _ = blobs
+    ae = AutoencoderTransformer(structure_weight=1.0, **FAST)
+    rng = np.random.RandomState(0)
+    for chunk in np.array_split(X[rng.permutation(len(X))], 3):
+        ae.partial_fit(chunk)
+    assert ae.n_iter_ == 3 and ae.n_samples_seen_ == 300
+    assert np.all(np.isfinite(ae.transform(X)))
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_sparse_input_is_refused_with_structure(blobs, method):
+    X, _ = blobs
+    ae = AutoencoderTransformer(structure_weight=1.0, **FAST)
+    with pytest.raises(ValueError, match=r"sparse.*structure_weight=1\.0"):
+        getattr(ae, method)(sp.csr_matrix(X))
+    assert not hasattr(ae, "encoder_")
+
+
+def test_a_memmap_is_read_whole_and_fits_as_the_array(blobs, tmp_path):
+    X, _ = blobs
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mapped = AutoencoderTransformer(structure_weight=1.0, **FAST).fit(
+        np.load(path, mmap_mode="r")
+    )
+    ae = AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
+    np.testing.assert_array_equal(mapped.transform(X), ae.transform(X))
+
+
+def test_sparse_tag_follows_structure_weight():
+    assert AutoencoderTransformer().__sklearn_tags__().input_tags.sparse
+    tags = AutoencoderTransformer(structure_weight=1.0).__sklearn_tags__()
+    assert not tags.input_tags.sparse
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(structure_weight=-1.0), "structure_weight"),
+        (dict(structure_weight="big"), "structure_weight"),
+        (dict(n_neighbors=0), "n_neighbors"),
+        (dict(n_neighbors=2.5), "n_neighbors"),
+    ],
+)
+def test_bad_structure_parameters_are_refused(blobs, params, match):
+    X, _ = blobs
+    with pytest.raises(ValueError, match=match):
+        AutoencoderTransformer(**params).fit(X)
