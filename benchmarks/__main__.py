@@ -170,6 +170,13 @@ def _protocol(config):
             "The autoencoder runs with its defaults; only n_components and "
             "random_state are set."
         )
+    if config.get("structured"):
+        lines.append(
+            "Structured AE: the same autoencoder with the structure term "
+            "(a neighbour-embedding loss on the code), at the 2-D code only: "
+            + ", ".join(f"{k}={v!r}" for k, v in config["structured"].items())
+            + "; everything else its defaults."
+        )
     if config["umap"] is not True:
         lines.append(f"UMAP left out: {config['umap']}.")
     return lines
@@ -216,7 +223,7 @@ def main(argv=None):
             file=sys.stderr,
         )
 
-    methods = ["autoencoder", "pca"]
+    methods = ["autoencoder", "structured", "pca"]
     if args.no_umap:
         umap_status = "--no-umap"
     elif args.quick and not args.umap:
@@ -228,7 +235,12 @@ def main(argv=None):
             methods.append("umap")
 
     seeds = list(range(args.seeds))
-    total = sum(len(d.info["code_sizes"]) for d in datasets) * len(seeds) * len(methods)
+    total = len(seeds) * sum(
+        _suite.runs_method(method, k, d.info["code_sizes"])
+        for d in datasets
+        for k in d.info["code_sizes"]
+        for method in methods
+    )
     progress = _suite.Progress(total)
     runs, artifacts = _suite.run_suite(
         datasets, seeds=seeds, methods=methods, epochs=args.epochs, progress=progress
@@ -250,6 +262,7 @@ def main(argv=None):
         "epochs": args.epochs,
         "subsample": args.subsample,
         "methods": methods,
+        "structured": _suite.STRUCTURED,
         "umap": umap_status,
         "data_home": None if args.data_home is None else str(args.data_home),
     }

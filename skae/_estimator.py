@@ -617,9 +617,9 @@ class AutoencoderTransformer(
 
         Training with the structure term spends part of the decoder's capacity
         on codes that are still moving; once the encoder is fixed, a quarter of
-        the epochs for the decoder alone recovers the reconstruction (MNIST 10k
-        held-out MSE 0.040 to 0.038 in the prototype). The codes, and so
-        ``transform``, are unchanged.
+        the epochs for the decoder alone lowers the reconstruction error (MNIST
+        10k, seed 0: held-out MSE 0.0372 without this phase, 0.0369 with it).
+        The codes, and so ``transform``, are unchanged.
         """
         encoder.trainable = False
         try:
