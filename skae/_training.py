@@ -119,6 +119,9 @@ class ArrayRows:
         # The rows' neighbour graph (skae._structure.Graph), for the structure
         # term; None trains on reconstruction alone.
         self.graph = None
+        # The fixed edges the structure term is evaluated on (Trainer.loss),
+        # drawn on first use so that every epoch's validation loss compares.
+        self.eval_edges = None
 
     def tensor(self):
         if self._tensor is None:
@@ -363,16 +366,15 @@ class Trainer:
     def loss(self, rows):
         """Mean loss over ``rows``, without corruption."""
         if self.structure_weight > 0 and rows.graph is not None:
-            # Fixed edges (drawn once per set of rows), so that epochs compare.
-            if getattr(rows, "_eval_edges", None) is None:
+            if rows.eval_edges is None:
                 steps = math.ceil(rows.n / self.batch_size)
-                rows._eval_edges = self._edge_rows(
+                rows.eval_edges = self._edge_rows(
                     rows.graph, np.random.RandomState(0), steps * self.batch_size
                 ).reshape(steps, -1)
             X = rows.tensor()
             return float(
                 np.mean(
-                    [self._eval_structured(X, tf.constant(r)) for r in rows._eval_edges]
+                    [self._eval_structured(X, tf.constant(r)) for r in rows.eval_edges]
                 )
             )
         total = 0.0
