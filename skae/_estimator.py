@@ -689,8 +689,9 @@ class AutoencoderTransformer(
         target = float(self.n_components)
         if basis is None:
             basis = _pca_basis(train_rows, None, 0)
-        baseline = pca_r2_curve(basis, val_rows.batches(_INFERENCE_BATCH))
-        sst = _sum_of_squares(val_rows)
+        baseline, sst = pca_r2_curve(
+            basis, val_rows.batches(_INFERENCE_BATCH), return_sst=True
+        )
         fitted = {}
 
         def fit_and_score(k):
@@ -1492,14 +1493,6 @@ def _pca_basis(rows, n_components, seed):
         # With ddof=1, as PCA's explained variances.
         total_variance=float(np.sum(ipca.var_) * rows.n / max(rows.n - 1, 1)),
     )
-
-
-def _sum_of_squares(rows):
-    """Sum of squares of ``rows`` around their own mean, a batch at a time."""
-    stats = _streaming.ScalingStats()
-    for xb in rows.batches(_INFERENCE_BATCH):
-        stats.update(xb.reshape(len(xb), -1))
-    return float(np.sum(stats.var_) * stats.n_samples_seen_)
 
 
 def _scaling_stats(X, stats=None):

@@ -298,7 +298,7 @@ def _zero_dense(units, name):
     return keras.layers.Dense(units, kernel_initializer="zeros", name=name)
 
 
-def pca_r2_curve(basis, X_val):
+def pca_r2_curve(basis, X_val, *, return_sst=False):
     """PCA's validation R² for every number of components of ``basis``.
 
     Parameters
@@ -310,6 +310,9 @@ def pca_r2_curve(basis, X_val):
 *sample_shape), or an iterator of such batches
         Scaled validation data, whole or a batch at a time (data read from
         disk is never held whole).
+    return_sst : bool, default=False
+        Also return SST, so that a caller scoring other models on the same
+        rows needs no second pass over them.
 
     Returns
     -------
@@ -317,6 +320,8 @@ def pca_r2_curve(basis, X_val):
         ``r2[k - 1]`` is ``1 - SSE / SST`` of PCA with ``k`` components, SSE the
         squared reconstruction error summed over ``X_val`` and SST the sum of
         squares of ``X_val`` around its own mean. Non-decreasing.
+    sst : float
+        Only with ``return_sst=True``.
 
     Examples
     --------
@@ -328,6 +333,9 @@ def pca_r2_curve(basis, X_val):
     >>> r2.shape, bool(np.all(np.diff(r2) >= 0)), bool(np.isclose(r2[-1], 1))
     ((5,), True, True)
     >>> bool(np.allclose(pca_r2_curve(basis, iter([X[150:170], X[170:]])), r2))
+    True
+    >>> _, sst = pca_r2_curve(basis, X[150:], return_sst=True)
+    >>> bool(np.isclose(sst, np.sum((X[150:] - X[150:].mean(axis=0)) ** 2)))
     True
     """
     batches = X_val if isinstance(X_val, Iterator) else [X_val]
@@ -343,7 +351,8 @@ def pca_r2_curve(basis, X_val):
         sse = sse + (float(np.sum(centred**2)) - explained)
     sst = float(np.sum(stats.var_) * stats.n_samples_seen_)
     sse = np.maximum(sse, 0.0)
-    return 1 - sse / sst if sst > 0 else np.ones_like(sse)
+    r2 = 1 - sse / sst if sst > 0 else np.ones_like(sse)
+    return (r2, sst) if return_sst else r2
 
 
 def select_n_components(
