@@ -65,6 +65,13 @@ class _Named:
     def __repr__(self):
         return self.builder.__name__
 
+    # Equal by builder, so that a config is recognised in its clones' params.
+    def __eq__(self, other):
+        return isinstance(other, _Named) and other.builder is self.builder
+
+    def __hash__(self):
+        return hash(self.builder)
+
 
 ARCHITECTURES = {
     "linear": dict(activation=None),
@@ -113,6 +120,22 @@ COMPLIANCE = [
     "variance-fraction",
     "structured",
 ]
+
+
+# sklearn's two sparse checks refit on ten sparse formats, about 7 s per
+# configuration. These configurations read sparse input exactly as the default
+# estimator does, whose checks (tests/test_estimator.py) run in the default
+# run, so here they run with ``-m slow`` (tests/conftest.py applies the mark).
+SLOW_CHECKS = {
+    name: ("check_estimator_sparse_array", "check_estimator_sparse_matrix")
+    for name in ("linear", "sparse", "denoising", "sigmoid-code", "user-networks")
+}
+
+
+def is_slow_check(estimator, check):
+    """Whether the compliance ``check`` of ``estimator`` belongs to ``-m slow``."""
+    name = getattr(check, "func", check).__name__
+    return name in SLOW_CHECKS.get(_config_name(estimator), ())
 
 
 @pytest.fixture(autouse=True)
