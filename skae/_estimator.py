@@ -180,9 +180,11 @@ class AutoencoderTransformer(
         ``batch_size`` edges of the graph and pulls the codes of an edge's two
         ends together against the batch's other codes (InfoNCE on a Cauchy
         kernel), so clusters come apart as in UMAP while the decoder still
-        reconstructs; a quarter of ``epochs`` then trains the decoder alone on
-        the final codes. 0 trains a plain autoencoder. 1 with
-        ``batch_size=512`` and ``learning_rate=3e-3`` is what the benchmark
+        reconstructs. As in UMAP, ``fit`` decays the learning rate linearly
+        towards zero over ``epochs`` so the codes settle (``partial_fit``
+        keeps it constant); a quarter of ``epochs`` then trains the decoder
+        alone on the final codes. 0 trains a plain autoencoder. 1 with
+        ``batch_size=512`` and ``learning_rate=1e-2`` is what the benchmark
         measures (see the user guide's page on structure). Needs X in memory:
         a memmap or array-like is read whole, sparse X is refused; with
         ``partial_fit`` each chunk's own graph is used.

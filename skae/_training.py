@@ -200,6 +200,7 @@ class Trainer:
         self.batch_size = batch_size
         self.seed = seed
         self.structure_weight = structure_weight
+        self.optimizer = optimizer
         autoencoder = self.autoencoder
         variables = autoencoder.trainable_variables
         optimizer.build(variables)
@@ -257,6 +258,7 @@ class Trainer:
         autoencoder = self.autoencoder
         variables = autoencoder.trainable_variables
         batch_size, weight = self.batch_size, float(self.structure_weight)
+        self._base_learning_rate = float(optimizer.learning_rate)
 
         def structured_loss(X, rows, partners, t, seed, noise, training):
             xb = tf.gather(X, rows)
@@ -308,10 +310,14 @@ class Trainer:
         tails = graph.tails[edges].reshape(-1, self.batch_size)
         return np.concatenate([heads, tails], axis=1).ravel()
 
-    def epoch(self, rows, rng, *, chunk_rows, first_step, noise):
-        """One pass over ``rows`` in a random order; return the mean batch loss."""
+    def epoch(self, rows, rng, *, chunk_rows, first_step, noise, progress=0.0):
+        """One pass over ``rows`` in a random order; return the mean batch loss.
+
+        ``progress`` is the fraction of the fit's epochs already run: with the
+        structure term the learning rate decays linearly with it.
+        """
         if self.structure_weight > 0 and rows.graph is not None:
-            return self._structured_epoch(rows, rng, first_step, noise)
+            return self._structured_epoch(rows, rng, first_step, noise, progress)
         batch_size = self.batch_size
         total, step = 0.0, first_step
         for X_chunk, order in rows.chunks(rng.permutation(rows.n), chunk_rows):
@@ -345,7 +351,10 @@ class Trainer:
         """
         return max(1, round(rows.graph.weights.sum() / self.batch_size))
 
-    def _structured_epoch(self, rows, rng, first_step, noise):
+    def _structured_epoch(self, rows, rng, first_step, noise, progress):
+        # UMAP anneals its learning rate linearly to zero over the epochs: the
+        # codes settle instead of jittering around their neighbourhoods.
+        self.optimizer.learning_rate = self._base_learning_rate * (1.0 - progress)
         graph, batch_size = rows.graph, self.batch_size
         steps = self.structured_steps(rows)
         order = self._edge_rows(graph, rng, steps * batch_size)
@@ -424,6 +433,7 @@ def train(
             chunk_rows=chunk_rows,
             first_step=first_step + epoch * n_batches,
             noise=noise,
+            progress=epoch / epochs,
         )
 
     def val_loss():

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
-from skae import AutoencoderTransformer, _structure
+from skae import AutoencoderTransformer, _structure, _training
 from skae._structure import contrastive_loss, neighbour_graph
 
 
@@ -211,6 +211,28 @@ def test_partial_fit_uses_each_chunks_own_graph(blobs):
         ae.partial_fit(chunk)
     assert ae.n_iter_ == 3 and ae.n_samples_seen_ == 300
     assert np.all(np.isfinite(ae.transform(X)))
+
+
+def test_fit_anneals_the_learning_rate_and_partial_fit_keeps_it(blobs, monkeypatch):
+    X, _ = blobs
+    rates = []
+    original = _training.Trainer._structured_epoch
+
+    def spy(self, *args):
+        loss = original(self, *args)
+        rates.append(float(self.optimizer.learning_rate))
+        return loss
+
+    monkeypatch.setattr(_training.Trainer, "_structured_epoch", spy)
+    params = {**FAST, "epochs": 4, "learning_rate": 0.01, "structure_weight": 1.0}
+    AutoencoderTransformer(**params).fit(X)
+    np.testing.assert_allclose(rates, [0.01, 0.0075, 0.005, 0.0025], rtol=1e-6)
+    # partial_fit has no last epoch to anneal towards.
+    rates.clear()
+    ae = AutoencoderTransformer(**params)
+    for chunk in np.array_split(X, 3):
+        ae.partial_fit(chunk)
+    np.testing.assert_allclose(rates, [0.01] * 3, rtol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
