@@ -185,11 +185,12 @@ class AutoencoderTransformer(
         epoch: the schedule replaces the ``tol`` / ``n_iter_no_change`` stop
         (with ``early_stopping=True`` the best validation epoch's weights are
         still restored); ``partial_fit`` keeps the rate constant. A quarter
-        of ``epochs`` then trains the decoder alone on the final codes. 0 trains a plain autoencoder. 1 with
-        ``batch_size=512`` and ``learning_rate=1e-2`` is what the benchmark
-        measures (see the user guide's page on structure). Needs X in memory:
-        a memmap or array-like is read whole, sparse X is refused; with
-        ``partial_fit`` each chunk's own graph is used.
+        of ``epochs`` then trains the decoder alone on the final codes. 0
+        trains a plain autoencoder. 1 with ``batch_size=512`` and
+        ``learning_rate=1e-2`` is what the benchmark measures (see the user
+        guide's page on structure). Needs X in memory: a memmap or
+        array-like is read whole, sparse X is refused; with ``partial_fit``
+        each chunk's own graph is used.
 
     n_neighbors : int, default=15
         Neighbours of each row in the structure term's graph, as UMAP's
