@@ -201,6 +201,8 @@ class Trainer:
         self.seed = seed
         self.structure_weight = structure_weight
         self.optimizer = optimizer
+        # Where the structure term's schedule decays from (it sets the rate).
+        self._base_learning_rate = float(optimizer.learning_rate)
         autoencoder = self.autoencoder
         variables = autoencoder.trainable_variables
         optimizer.build(variables)
@@ -258,7 +260,6 @@ class Trainer:
         autoencoder = self.autoencoder
         variables = autoencoder.trainable_variables
         batch_size, weight = self.batch_size, float(self.structure_weight)
-        self._base_learning_rate = float(optimizer.learning_rate)
 
         def structured_loss(X, rows, partners, t, seed, noise, training):
             xb = tf.gather(X, rows)

@@ -207,16 +207,17 @@ def test_early_stopping_records_the_structured_loss_on_validation_rows(blobs):
 def test_structured_fit_runs_every_epoch_of_its_schedule(blobs, early_stopping):
     X, _ = blobs
     # A tol no epoch can meet: training stops as soon as the patience runs out.
-    params = {**FAST, "epochs": 5, "tol": 1e9, "n_iter_no_change": 1}
+    params = {**FAST, "epochs": 12, "tol": 1e9, "n_iter_no_change": 1}
     params["early_stopping"] = early_stopping
-    assert AutoencoderTransformer(**params).fit(X).n_iter_ < 5
+    assert AutoencoderTransformer(**params).fit(X).n_iter_ < 12
     with warnings.catch_warnings():
         # Running out of epochs is the schedule's end, not a failure to converge.
         warnings.simplefilter("error", ConvergenceWarning)
         ae = AutoencoderTransformer(structure_weight=1.0, **params).fit(X)
-    assert ae.n_iter_ == 5 and len(ae.history_["loss"]) == 5
-    # The decoder-only phase that follows (epochs // 4) is a plain fit.
-    assert len(ae.history_["decoder_loss"]) == 1
+    assert ae.n_iter_ == 12 and len(ae.history_["loss"]) == 12
+    # The decoder-only phase that follows (12 // 4 epochs) has no schedule: the
+    # same tol stops it early.
+    assert len(ae.history_["decoder_loss"]) < 3
 
 
 def test_partial_fit_uses_each_chunks_own_graph(blobs):
