@@ -81,8 +81,9 @@ class AutoencoderTransformer(
     hidden_layer_sizes : "auto" or tuple of int, default="auto"
         Widths of the encoder's hidden layers, widest first (with "conv": the
         number of filters of each convolution); the decoder mirrors them. "auto"
-        sizes dense layers from the number of features (see
-        :func:`skae.architectures.auto_hidden_layer_sizes`) and gives (16, 8, 8)
+        sizes dense layers from the number of features, or gives three layers
+        of 128 with ``structure_weight > 0`` (see
+        :func:`skae.architectures.auto_hidden_layer_sizes`), and gives (16, 8, 8)
         filters for "conv"; ``()`` gives a single-layer encoder and decoder.
 
     input_shape : tuple of int or None, default=None
@@ -1161,7 +1162,11 @@ class AutoencoderTransformer(
                 hidden = (
                     CONV_AUTO_FILTERS
                     if self.architecture == "conv"
-                    else auto_hidden_layer_sizes(n_features, n_components)
+                    else auto_hidden_layer_sizes(
+                        n_features,
+                        n_components,
+                        structure=self.structure_weight > 0,
+                    )
                 )
             hidden = self._check_hidden_layer_sizes(hidden)
             build = build_conv if self.architecture == "conv" else build_dense

@@ -13,6 +13,7 @@ from sklearn.model_selection import GridSearchCV
 
 from skae import AutoencoderTransformer, _structure, _training
 from skae._structure import contrastive_loss, neighbour_graph
+from skae.architectures import auto_hidden_layer_sizes
 
 
 @pytest.fixture(autouse=True)
@@ -134,6 +135,38 @@ def test_weight_zero_is_the_plain_autoencoder(blobs):
     zero = AutoencoderTransformer(structure_weight=0.0, n_neighbors=3, **FAST).fit(X)
     np.testing.assert_array_equal(zero.transform(X), plain.transform(X))
     assert "decoder_loss" not in zero.history_
+
+
+def test_auto_hidden_layer_sizes_follow_structure_weight(blobs):
+    X, _ = blobs
+    params = {**FAST, "hidden_layer_sizes": "auto", "epochs": 1}
+    plain = AutoencoderTransformer(**params).fit(X)
+    structured = AutoencoderTransformer(structure_weight=1.0, **params).fit(X)
+    assert plain.hidden_layer_sizes_ == auto_hidden_layer_sizes(10, 2) != (128,) * 3
+    assert structured.hidden_layer_sizes_ == (128, 128, 128)
+    wide = AutoencoderTransformer(40, structure_weight=1.0, **params).fit(X)
+    assert wide.hidden_layer_sizes_ == (160, 160, 160)
+    # Sizes given by the user are kept.
+    fixed = AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
+    assert fixed.hidden_layer_sizes_ == (16,)
+
+
+def test_bank_noise_takes_whole_rows_of_the_bank():
+    x = tf.zeros((64, 3))
+    bank = tf.constant(np.arange(30.0, dtype=np.float32).reshape(10, 3))
+    noisy = _training._corrupt(x, 0.5, 0.0, tf.constant([1, 2]), True, bank).numpy()
+    rows = [tuple(r) for r in 0.5 * bank.numpy()]
+    assert all(tuple(r) in rows for r in noisy)
+    assert len({tuple(r) for r in noisy}) > 5  # random rows, not one
+    again = _training._corrupt(x, 0.5, 0.0, tf.constant([1, 2]), True, bank).numpy()
+    np.testing.assert_array_equal(noisy, again)
+
+
+def test_structured_fit_is_denoising(blobs):
+    X, _ = blobs
+    noisy = AutoencoderTransformer(structure_weight=1.0, noise=0.7, **FAST).fit(X)
+    clean = AutoencoderTransformer(structure_weight=1.0, noise=0.0, **FAST).fit(X)
+    assert not np.allclose(noisy.transform(X), clean.transform(X))
 
 
 def test_structure_is_in_get_params_and_searchable(blobs):
