@@ -20,7 +20,7 @@ import sklearn
 import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
-from ._structure import contrastive_loss
+from ._structure import EXAGGERATION, contrastive_loss
 
 LOSSES = ("mse", "binary_crossentropy")
 # How far towards a neighbour a row's training input may move (structure term).
@@ -282,7 +282,7 @@ class Trainer:
             if autoencoder.losses:
                 value += tf.add_n(autoencoder.losses)
             return value + weight * contrastive_loss(
-                codes[:batch_size], codes[batch_size:]
+                codes[:batch_size], codes[batch_size:], EXAGGERATION
             )
 
         @tf.function(reduce_retracing=True)

@@ -86,17 +86,31 @@ def test_small_data_clips_n_neighbors_and_one_row_has_no_graph():
 # -- the loss ------------------------------------------------------------------
 
 
-def test_contrastive_loss_matches_a_numpy_reference():
+@pytest.mark.parametrize("exaggeration", [1.0, 2.5])
+def test_contrastive_loss_matches_a_numpy_reference(exaggeration):
     rng = np.random.RandomState(5)
     a, b = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
     log_q = -np.log1p(((a[:, None] - b[None]) ** 2).sum(-1))
 
     def nce(lq):
-        return np.log(np.exp(lq).sum(1)) - np.diag(lq)
+        return np.log(np.exp(lq).sum(1)) - exaggeration * np.diag(lq)
 
     expected = (nce(log_q).mean() + nce(log_q.T).mean()) / 2
-    got = float(contrastive_loss(tf.constant(a), tf.constant(b)))
+    got = float(contrastive_loss(tf.constant(a), tf.constant(b), exaggeration))
     np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_exaggeration_pulls_pairs_harder():
+    # The gradient on a pair's distance grows with the exaggeration.
+    a = tf.Variable([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    b = tf.constant([[1.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    pulls = []
+    for exaggeration in (1.0, 2.0):
+        with tf.GradientTape() as tape:
+            loss = contrastive_loss(a, b, exaggeration)
+        # Positive: the loss falls as head 0 moves towards its tail at x = 1.
+        pulls.append(-float(tape.gradient(loss, a)[0, 0]))
+    assert 0 < pulls[0] < pulls[1]
 
 
 def test_contrastive_loss_prefers_pairs_close_and_others_apart():
