@@ -180,18 +180,18 @@ class AutoencoderTransformer(
         fit with :class:`sklearn.neighbors.NearestNeighbors`). Each step draws
         ``batch_size`` edges of the graph and pulls the codes of an edge's two
         ends together against the batch's other codes (InfoNCE on a Cauchy
-        kernel), so clusters come apart as in UMAP while the decoder still
-        reconstructs. As in UMAP, ``fit`` decays the learning rate linearly
-        towards zero over ``epochs`` so the codes settle, and runs every
-        epoch: the schedule replaces the ``tol`` / ``n_iter_no_change`` stop
-        (with ``early_stopping=True`` the best validation epoch's weights are
-        still restored); ``partial_fit`` keeps the rate constant. A quarter
-        of ``epochs`` then trains the decoder alone on the final codes. 0
-        trains a plain autoencoder. 1 with ``batch_size=512`` and
-        ``learning_rate=1e-2`` is what the benchmark measures (see the user
-        guide's page on structure). Needs X in memory: a memmap or
-        array-like is read whole, sparse X is refused; with ``partial_fit``
-        each chunk's own graph is used.
+        kernel, the pairs' attraction doubled), so clusters come apart as in
+        UMAP while the decoder still reconstructs. As in UMAP, ``fit`` decays
+        the learning rate linearly towards zero over ``epochs`` so the codes
+        settle, and runs every epoch: the schedule replaces the ``tol`` /
+        ``n_iter_no_change`` stop (with ``early_stopping=True`` the best
+        validation epoch's weights are still restored); ``partial_fit`` keeps
+        the rate constant. A quarter of ``epochs`` then trains the decoder
+        alone on the final codes. 0 trains a plain autoencoder. 1 with
+        ``batch_size=512`` and ``learning_rate=1e-2`` is what the benchmark
+        measures (see the user guide's page on structure). Needs X in memory:
+        a memmap or array-like is read whole, sparse X is refused; with
+        ``partial_fit`` each chunk's own graph is used.
 
     n_neighbors : int, default=15
         Neighbours of each row in the structure term's graph, as UMAP's
