@@ -292,9 +292,9 @@ class Trainer:
             steps = tf.shape(rows)[0] // width
             # An epoch reconstructs each row about 13 times (MNIST, 15
             # neighbours); a fresh normal draw for every value of every copy
-            # took a third of the fit (MNIST 10k: 16 of 49 s). The epoch draws
-            # as many noise rows as a plain epoch does (at least one step's),
-            # and each copy takes a random one of them.
+            # took a third of the fit (MNIST 10k, seed 0: 16 of 51 s). The
+            # epoch draws as many noise rows as a plain epoch does (at least
+            # one step's), and each copy takes a random one of them.
             bank = None
             if noisy:
                 bank_rows = tf.maximum(tf.shape(X)[0], width)
