@@ -3,6 +3,7 @@
 import pickle
 import warnings
 
+import keras
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -174,6 +175,56 @@ def test_bank_noise_takes_whole_rows_of_the_bank():
     assert len({tuple(r) for r in noisy}) > 5  # random rows, not one
     again = _training._corrupt(x, 0.5, 0.0, tf.constant([1, 2]), True, bank).numpy()
     np.testing.assert_array_equal(noisy, again)
+
+
+def _py_identity(x):
+    # An op XLA has no kernel for: compiling a graph that holds it fails.
+    y = tf.py_function(lambda a: a, [x], Tout=x.dtype)
+    y.set_shape(x.shape)
+    return y
+
+
+def test_xla_falls_back_to_the_graph_where_it_cannot_compile():
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape)  # once per trace
+        return _py_identity(x) * 2.0
+
+    run = _training._xla_or_graph(fn)
+    np.testing.assert_array_equal(run(tf.constant([1.0, 2.0])), [2.0, 4.0])
+    np.testing.assert_array_equal(run(tf.constant([3.0, 4.0])), [6.0, 8.0])
+    assert len(calls) == 2  # the failed XLA trace, then the graph's, reused
+
+
+def test_xla_errors_after_a_compiled_call_are_raised():
+    # A later trace that XLA refuses is an error in the epoch, not a reason to
+    # switch to the graph half-way through a fit.
+    def fn(x):
+        return _py_identity(x) if x.dtype == tf.float64 else x * 2.0
+
+    run = _training._xla_or_graph(fn)
+    np.testing.assert_array_equal(run(tf.constant([1.0, 2.0])), [2.0, 4.0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="EagerPyFunc"):
+        run(tf.constant([1.0, 2.0], tf.float64))
+
+
+def py_encoder(input_shape, n_components):
+    """An encoder with a ``tf.py_function`` in it: XLA cannot compile it."""
+    inputs = keras.Input(shape=input_shape)
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    hidden = keras.layers.Lambda(_py_identity, output_shape=(8,))(hidden)
+    return keras.Model(inputs, keras.layers.Dense(n_components)(hidden))
+
+
+def test_structured_fit_trains_networks_xla_cannot_compile(blobs):
+    X, _ = blobs
+    ae = AutoencoderTransformer(structure_weight=1.0, encoder=py_encoder, **FAST)
+    ae.fit(X)
+    assert ae.n_iter_ == len(ae.history_["loss"]) and ae.n_iter_ > 0
+    assert np.all(np.isfinite(ae.history_["loss"]))
+    assert ae.history_["loss"][-1] < ae.history_["loss"][0]
+    assert np.all(np.isfinite(ae.transform(X)))
 
 
 def test_structured_fit_is_denoising(blobs):
