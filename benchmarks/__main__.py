@@ -177,6 +177,14 @@ def _protocol(config):
             + ", ".join(f"{k}={v!r}" for k, v in config["structured"].items())
             + "; everything else its defaults."
         )
+        if config.get("structured_pca"):
+            lines.append(
+                f"Inputs of more than {config['structured_pca']} features reach "
+                f"it through PCA(n_components={config['structured_pca']}), "
+                "in a Pipeline: its neighbour graph and network see the PCA "
+                "scores, its reconstructions are mapped back by the PCA, and "
+                "its fit time includes the PCA's."
+            )
     if config["umap"] is not True:
         lines.append(f"UMAP left out: {config['umap']}.")
     return lines
@@ -263,6 +271,7 @@ def main(argv=None):
         "subsample": args.subsample,
         "methods": methods,
         "structured": _suite.STRUCTURED,
+        "structured_pca": _suite.STRUCTURED_PCA,
         "umap": umap_status,
         "data_home": None if args.data_home is None else str(args.data_home),
     }

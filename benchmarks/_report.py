@@ -369,9 +369,12 @@ def autoencoder_note(runs, dataset, n_components, method="autoencoder"):
     details = [run.get("details", {}) for run in fits]
     hidden = sorted({tuple(d.get("hidden_layer_sizes_") or ()) for d in details})
     epochs = sorted({d.get("n_iter_") for d in details if d.get("n_iter_")})
+    fronts = sorted({d["pca_components"] for d in details if "pca_components" in d})
     note = (
         METHOD_LABELS.get(method, method).split(" (")[0]
-        + ": hidden layers "
+        + ": "
+        + "".join(f"PCA to {k} components first, " for k in fronts)
+        + "hidden layers "
         + " / ".join(str(list(h)) for h in hidden)
         + ", epochs run "
         + (", ".join(map(str, epochs)) or "unknown")

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 from sklearn.decomposition import PCA
+from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
 
 from skae import AutoencoderTransformer
@@ -22,6 +23,12 @@ METHODS = ("autoencoder", "structured", "pca", "umap")
 # learning rate for that batch size, decayed over the epochs by fit; everything
 # else is the default.
 STRUCTURED = dict(structure_weight=1.0, batch_size=512, learning_rate=1e-2)
+# Wider inputs reach it through PCA to this many components, in a Pipeline, as
+# t-SNE and UMAP users do: the graph is built on denoised distances and the
+# network's widest layers shrink (MNIST 10k, seeds 0-2, with XLA: kNN
+# 0.919-0.921 and fits of 13-15 s, against 0.912-0.917 and 35 s on the 784
+# pixels).
+STRUCTURED_PCA = 100
 
 
 def runs_method(method, n_components, code_sizes):
@@ -47,15 +54,22 @@ def umap_available():
     return True, getattr(umap, "__version__", "unknown")
 
 
-def make_estimator(method, n_components, seed, *, epochs=None):
-    """A fresh estimator; the autoencoder keeps all its defaults but `epochs`."""
+def make_estimator(method, n_components, seed, *, epochs=None, n_features=None):
+    """A fresh estimator; the autoencoder keeps all its defaults but `epochs`.
+
+    The structured autoencoder of more than ``STRUCTURED_PCA`` features is a
+    Pipeline whose first step is that PCA.
+    """
     if method in ("autoencoder", "structured"):
         options = {} if epochs is None else {"epochs": epochs}
         if method == "structured":
             options.update(STRUCTURED)
-        return AutoencoderTransformer(
+        model = AutoencoderTransformer(
             n_components=n_components, random_state=seed, **options
         )
+        if method == "structured" and (n_features or 0) > STRUCTURED_PCA:
+            return make_pipeline(PCA(STRUCTURED_PCA, random_state=seed), model)
+        return model
     if method == "pca":
         # random_state matters when PCA picks its randomized solver (MNIST).
         return PCA(n_components=n_components, random_state=seed)
@@ -111,7 +125,9 @@ def run_one(method, data, n_components, seed, *, epochs=None):
         ``Z_test``, ``X_reconstructed`` (or None) and ``history`` (or None),
         for the figures.
     """
-    estimator = make_estimator(method, n_components, seed, epochs=epochs)
+    estimator = make_estimator(
+        method, n_components, seed, epochs=epochs, n_features=_n_features(data)
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -146,6 +162,10 @@ def run_one(method, data, n_components, seed, *, epochs=None):
 
     details = {"estimator": type(estimator).__name__}
     history = None
+    if isinstance(estimator, Pipeline):
+        details["steps"] = [type(step).__name__ for _, step in estimator.steps]
+        details["pca_components"] = int(estimator[0].n_components_)
+        estimator = estimator[-1]
     if method in ("autoencoder", "structured"):
         params = {
             # Callables (user networks, callbacks) are recorded by name only.
@@ -210,13 +230,19 @@ def warm_up(methods, data, progress=None):
                 big + np.random.RandomState(0).normal(scale=1e-3, size=big.shape)
             )
         for X in sizes:
-            estimator = make_estimator(method, 2, 0, epochs=1)
+            estimator = make_estimator(
+                method, 2, 0, epochs=1, n_features=_n_features(data)
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 estimator.fit(X)
                 Z = estimator.transform(X[:50])
                 if method != "umap":
                     estimator.inverse_transform(Z)
+
+
+def _n_features(data):
+    return int(np.prod(data.X_train.shape[1:]))
 
 
 def _keep_for_figures(store, run, arrays, *, first):

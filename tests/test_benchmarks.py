@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sklearn.pipeline import Pipeline
 
 from benchmarks import _report
 from benchmarks.__main__ import _json_safe, parse_args
@@ -221,6 +223,37 @@ def test_mnist_found_beside_the_repository(tmp_path, monkeypatch):
     assert 0 <= data.X_train.min() and data.X_train.max() <= 1
     assert any("10,000-image MNIST test set" in note for note in data.info["notes"])
     assert "50/50" in data.info["split"]
+
+
+def test_structured_reaches_wide_inputs_through_pca():
+    from benchmarks import _data, _suite
+
+    rng = np.random.RandomState(0)
+    wide = _suite.STRUCTURED_PCA + 20
+    X = rng.rand(240, wide).astype(np.float32)
+    y = np.repeat(np.arange(4), 60)
+    X += y[:, None] * rng.rand(4, wide)[y]  # four clusters, to score
+    data = _data.BenchmarkData(
+        "wide", X[::2], X[1::2], y[::2], y[1::2], image_shape=(wide,)
+    )
+    run, arrays = _suite.run_one("structured", data, 2, 0, epochs=2)
+    assert run["details"]["steps"] == ["PCA", "AutoencoderTransformer"]
+    assert run["details"]["pca_components"] == _suite.STRUCTURED_PCA
+    assert run["details"]["params"]["structure_weight"] == 1.0
+    assert run["details"]["n_iter_"] == 2
+    # Reconstructions come back in input units, all features.
+    assert arrays["X_reconstructed"].shape == data.X_test.shape
+    assert 0 < run["metrics"]["reconstruction_mse"] < np.var(data.X_test) * 2
+    note = _report.autoencoder_note([run], "wide", 2, "structured")
+    assert note.startswith(
+        f"Structured AE: PCA to {_suite.STRUCTURED_PCA} components first, "
+    )
+    # The plain autoencoder, and narrow inputs, take the pixels themselves.
+    assert not isinstance(
+        _suite.make_estimator("autoencoder", 2, 0, n_features=wide), Pipeline
+    )
+    narrow = _suite.make_estimator("structured", 2, 0, n_features=64)
+    assert narrow.get_params()["structure_weight"] == 1.0
 
 
 # -- argument parsing ----------------------------------------------------------
