@@ -587,20 +587,20 @@ def _xla_or_graph(fn):
     if tf.distribute.has_strategy():
         return graph
     xla = tf.function(fn, reduce_retracing=True, jit_compile=True)
-    state = {"xla": True, "proven": False}
+    # The first call decides: later errors are the epoch's own, raised as such.
+    chosen = None
 
     def run(*args):
-        if state["xla"]:
+        nonlocal chosen
+        if chosen is None:
             try:
                 result = xla(*args)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
-                if state["proven"]:
-                    raise
-                state["xla"] = False
+                chosen = graph
             else:
-                state["proven"] = True
+                chosen = xla
                 return result
-        return graph(*args)
+        return chosen(*args)
 
     return run
 
