@@ -481,8 +481,8 @@ class AutoencoderTransformer(
         train_rows = _row_set(X, train_rows, offset, scale, input_shape)
         if val_rows is not None:
             val_rows = _row_set(X, val_rows, offset, scale, input_shape)
-        self._attach_graphs(train_rows, val_rows)
         seed = int(rng.randint(2**31 - 1 - 1000))
+        self._attach_graphs(seed, train_rows, val_rows)
         basis = None
         if init == "pca":
             n_basis = None if search else self.n_components
@@ -656,14 +656,17 @@ class AutoencoderTransformer(
             encoder.trainable = True
         return {f"decoder_{key}": value for key, value in history.items()}
 
-    def _attach_graphs(self, *row_sets):
-        """Give each in-memory row set its neighbour graph, for the structure term."""
+    def _attach_graphs(self, seed, *row_sets):
+        """Give each in-memory row set its neighbour graph, for the structure term.
+
+        ``seed`` seeds the approximate search used for large row sets.
+        """
         if self.structure_weight == 0:
             return
         for rows in row_sets:
             if rows is not None:
                 rows.graph = neighbour_graph(
-                    rows.X.reshape(rows.n, -1), self.n_neighbors
+                    rows.X.reshape(rows.n, -1), self.n_neighbors, random_state=seed
                 )
 
     def _structure_input(self, X):
@@ -855,7 +858,7 @@ class AutoencoderTransformer(
             )
         rows = _row_set(X, np.arange(X.shape[0]), offset, scale, self.input_shape_)
         # The structure term of a chunk preserves the chunk's neighbours.
-        self._attach_graphs(rows)
+        self._attach_graphs(state["seed"], rows)
         trainer = self.__dict__.get("_trainer")
         if trainer is None:
             # Not clipped to this chunk's rows: later chunks may be larger.

@@ -1,6 +1,9 @@
 """The structure term: its neighbour graph, its loss, and the estimator's use of it."""
 
+import importlib.machinery
 import pickle
+import sys
+import types
 import warnings
 
 import keras
@@ -82,6 +85,94 @@ def test_small_data_clips_n_neighbors_and_one_row_has_no_graph():
     assert neighbour_graph(np.zeros((1, 3)), 15) is None
     graph = neighbour_graph(np.arange(8.0).reshape(4, 2), 15)
     assert graph.neighbours.shape == (4, 3)
+
+
+class _FakeNNDescent:
+    """pynndescent's NNDescent with the exact neighbours, some marked missing."""
+
+    calls = []
+
+    def __init__(self, X, n_neighbors, random_state=None):
+        type(self).calls.append({"n": len(X), "random_state": random_state})
+        d = np.linalg.norm(X[:, None] - X[None], axis=-1)
+        ind = np.argsort(d, axis=1, kind="stable")[:, :n_neighbors]
+        dist = np.take_along_axis(d, ind, axis=1)
+        # NN-descent's way of saying it found too few neighbours for a row.
+        ind[::5, -2:], dist[::5, -2:] = -1, np.inf
+        self.neighbor_graph = ind, dist
+
+
+@pytest.fixture
+def fake_pynndescent(monkeypatch):
+    module = types.ModuleType("pynndescent")
+    module.__spec__ = importlib.machinery.ModuleSpec("pynndescent", None)
+    module.NNDescent = _FakeNNDescent
+    monkeypatch.setitem(sys.modules, "pynndescent", module)
+    monkeypatch.setattr(_FakeNNDescent, "calls", [])
+    return _FakeNNDescent
+
+
+def test_large_data_uses_nndescent_and_searches_its_gaps_exactly(
+    monkeypatch, fake_pynndescent
+):
+    X = np.random.RandomState(5).normal(size=(40, 4))
+    monkeypatch.setattr(_structure, "_EXACT_MAX_ROWS", 39)
+    graph = neighbour_graph(X, n_neighbors=5, random_state=7)
+    assert fake_pynndescent.calls == [{"n": 40, "random_state": 7}]
+    # The rows NN-descent left short are complete: their exact neighbours.
+    np.testing.assert_array_equal(graph.neighbours, brute_neighbours(X, 5))
+    assert graph.neighbours.min() >= 0
+
+
+def test_small_data_and_missing_pynndescent_search_exactly(
+    monkeypatch, fake_pynndescent
+):
+    X = np.random.RandomState(6).normal(size=(40, 4))
+    neighbour_graph(X, n_neighbors=5)  # 40 rows: under the threshold
+    monkeypatch.setattr(_structure, "_EXACT_MAX_ROWS", 39)
+    monkeypatch.setattr(_structure, "approximate_search_available", lambda: False)
+    graph = neighbour_graph(X, n_neighbors=5)
+    assert fake_pynndescent.calls == []
+    np.testing.assert_array_equal(graph.neighbours, brute_neighbours(X, 5))
+
+
+def test_structured_fit_seeds_the_approximate_search(
+    monkeypatch, fake_pynndescent, blobs
+):
+    X, _ = blobs
+    monkeypatch.setattr(_structure, "_EXACT_MAX_ROWS", 100)
+    ae = AutoencoderTransformer(structure_weight=1.0, **FAST)
+    ae.fit(X)
+    ae.fit(X)
+    seeds = [call["random_state"] for call in fake_pynndescent.calls]
+    assert len(seeds) == 2 and seeds[0] == seeds[1]
+    assert isinstance(seeds[0], int)
+    AutoencoderTransformer(structure_weight=1.0, **FAST).partial_fit(X)
+    assert len(fake_pynndescent.calls) == 3
+
+
+def test_nndescent_finds_nearly_the_exact_graph(monkeypatch):
+    # The real library. It is approximate: on this set it misses 1 of 1,200
+    # neighbours (seed 7); the rest of the graph follows from what it finds.
+    pytest.importorskip("pynndescent")
+    X = np.random.RandomState(7).normal(size=(200, 5))
+    exact = neighbour_graph(X, n_neighbors=6)
+    monkeypatch.setattr(_structure, "_EXACT_MAX_ROWS", 100)
+    approximate = neighbour_graph(X, n_neighbors=6, random_state=0)
+    found = [
+        len(set(a) & set(b))
+        for a, b in zip(approximate.neighbours, exact.neighbours, strict=True)
+    ]
+    assert np.sum(found) >= 0.99 * exact.neighbours.size
+    assert not np.any(approximate.neighbours == np.arange(200)[:, None])
+    again = neighbour_graph(X, n_neighbors=6, random_state=0)
+    np.testing.assert_array_equal(again.neighbours, approximate.neighbours)
+    # Its distances are Euclidean, as the fuzzy weights expect (in float32).
+    dist, ind = _structure._approximate_neighbours(X, 6, random_state=0)
+    np.testing.assert_array_equal(ind, approximate.neighbours)
+    np.testing.assert_allclose(
+        dist, np.linalg.norm(X[:, None] - X[ind], axis=-1), rtol=1e-5
+    )
 
 
 # -- the loss ------------------------------------------------------------------
