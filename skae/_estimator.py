@@ -519,7 +519,12 @@ class AutoencoderTransformer(
         except _training.TrainingInterrupted as exc:
             self._set_fitted(offset, scale, *exc.networks)
             self.init_ = init
-            self._set_stream_state(stats, int(rng.randint(2**31 - 1)), 0)
+            self._set_stream_state(
+                stats,
+                int(rng.randint(2**31 - 1)),
+                0,
+                noise_ratio=_noise_ratio(stats, scale, basis, self.n_components_),
+            )
             warnings.warn(
                 f"Training was interrupted after {exc.n_iter} epoch(s); the "
                 "transformer keeps the weights reached so far (the best ones with "
@@ -538,7 +543,12 @@ class AutoencoderTransformer(
         if search:
             self.reconstruction_r2_ = r2
             self.n_components_scores_ = scores
-        self._set_stream_state(stats, int(rng.randint(2**31 - 1)), 0)
+        self._set_stream_state(
+            stats,
+            int(rng.randint(2**31 - 1)),
+            0,
+            noise_ratio=_noise_ratio(stats, scale, basis, self.n_components_),
+        )
         return self
 
     def _fit_networks(
@@ -830,9 +840,9 @@ class AutoencoderTransformer(
                 chunk = _row_set(X, np.arange(X.shape[0]), offset, scale, input_shape)
                 basis = _pca_basis(chunk, self.n_components, state["seed"])
                 # The first chunk's residual share sets the noise for all.
-                state["noise_ratio"] = self._noise_std(
+                state["noise_ratio"] = _noise_ratio(
                     stats, scale, basis, self.n_components
-                ) / max(self._noise_std(stats, scale), 1e-300)
+                )
             encoder, decoder, hidden = self._build_networks(
                 X.shape[1],
                 input_shape,
@@ -851,22 +861,29 @@ class AutoencoderTransformer(
                 self.hidden_layer_sizes_,
             )
             history, n_iter = self.history_, self.n_iter_
-            # A failed chunk must leave the transformer as it was before it.
+            # A failed chunk must leave the transformer as it was before it:
+            # everything from the scaling fold on is undone on failure.
             saved = encoder.get_weights(), decoder.get_weights()
-            _fold_scaling(
-                encoder, decoder, self.input_offset_, self.input_scale_, offset, scale
-            )
-        rows = _row_set(X, np.arange(X.shape[0]), offset, scale, self.input_shape_)
-        # The structure term of a chunk preserves the chunk's neighbours.
-        self._attach_graphs(state["seed"], rows)
-        trainer = self.__dict__.get("_trainer")
-        if trainer is None:
-            # Not clipped to this chunk's rows: later chunks may be larger.
-            trainer = self._make_trainer(
-                encoder, decoder, loss, self._batch_size(rows.n), seed=state["seed"]
-            )
         chunk_rows = _chunk_rows(X)
         try:
+            if not first:
+                _fold_scaling(
+                    encoder,
+                    decoder,
+                    self.input_offset_,
+                    self.input_scale_,
+                    offset,
+                    scale,
+                )
+            rows = _row_set(X, np.arange(X.shape[0]), offset, scale, self.input_shape_)
+            # The structure term of a chunk preserves the chunk's neighbours.
+            self._attach_graphs(state["seed"], rows)
+            trainer = self.__dict__.get("_trainer")
+            if trainer is None:
+                # Not clipped to this chunk's rows: later chunks may be larger.
+                trainer = self._make_trainer(
+                    encoder, decoder, loss, self._batch_size(rows.n), seed=state["seed"]
+                )
             chunk_history, _ = _training.train(
                 trainer,
                 rows,
@@ -909,7 +926,7 @@ class AutoencoderTransformer(
         self._trainer = trainer
         return self
 
-    def _set_stream_state(self, stats, seed, step, noise_ratio=1.0):
+    def _set_stream_state(self, stats, seed, step, noise_ratio):
         # What partial_fit continues from, as plain data that pickles and
         # saves: the running scaling statistics (so that partial_fit after fit
         # updates fit's) and the position in the random stream. The optimizer
@@ -941,11 +958,7 @@ class AutoencoderTransformer(
         scale would drown that detail in wide codes (measured on digits with a
         32-unit code: MSE 1.84 against 0.57 with this, and PCA's 0.69).
         """
-        if basis is None:
-            return self.noise * float(np.sqrt(np.mean(stats.var_ / scale**2)))
-        explained = float(np.sum(basis.explained_variance[:n_components]))
-        residual = max(basis.total_variance - explained, 0.0)
-        return self.noise * float(np.sqrt(residual / basis.components.shape[1]))
+        return self.noise * _noise_rms(stats, scale, basis, n_components)
 
     def _output_activation(self, scaling, pca_start=False):
         if self.output_activation == "auto":
@@ -1520,7 +1533,9 @@ def _row_batches(X):
     """``(start, dense batch)`` of X: slices in memory, reads when streamed."""
     if _streaming.is_streamable(X):
         # Rows of ~8 MB: wide rows must not make a batch of 4096 huge.
-        rows = min(_INFERENCE_BATCH, _streaming.auto_batch_rows(X.shape[1]) // 4)
+        rows = min(
+            _INFERENCE_BATCH, max(1, _streaming.auto_batch_rows(X.shape[1]) // 4)
+        )
         yield from _streaming.iter_batches(X, rows)
         return
     for start in range(0, X.shape[0], _INFERENCE_BATCH):
@@ -1577,6 +1592,29 @@ def _foldable_layers(encoder, decoder):
         else:
             return None
     return (first, last) if first and last else None
+
+
+def _noise_rms(stats, scale, basis=None, n_components=None):
+    """The RMS that ``noise`` is relative to (see ``_noise_std``)."""
+    if basis is None:
+        return float(np.sqrt(np.mean(stats.var_ / scale**2)))
+    explained = float(np.sum(basis.explained_variance[:n_components]))
+    residual = max(basis.total_variance - explained, 0.0)
+    return float(np.sqrt(residual / basis.components.shape[1]))
+
+
+def _noise_ratio(stats, scale, basis, n_components):
+    """The PCA start's noise RMS over the whole data's, kept for partial_fit.
+
+    partial_fit draws its noise relative to the running statistics, times
+    this ratio fixed when the networks were built (1 without a PCA start).
+    It does not depend on ``noise``, which set_params may change between calls.
+    """
+    if basis is None:
+        return 1.0
+    return _noise_rms(stats, scale, basis, n_components) / max(
+        _noise_rms(stats, scale), 1e-300
+    )
 
 
 def _fold_scaling(encoder, decoder, old_offset, old_scale, offset, scale):

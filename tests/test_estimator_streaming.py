@@ -188,6 +188,42 @@ def test_failed_partial_fit_leaves_the_transformer_as_it_was(X):
     assert pickle.dumps(ae._stream) == stream and ae.n_samples_seen_ == 150
 
 
+def test_partial_fit_failing_before_training_leaves_the_weights(X):
+    # The new scaling is folded into the weights before the trainer is
+    # built; a failure there must not keep the folded weights, which
+    # transform's cached copy would hide until a pickle or save.
+    ae = AutoencoderTransformer(**SMALL).fit(X[:150])
+    before = [w.copy() for w in ae.encoder_.get_weights()]
+    codes = ae.transform(X)
+    ae.set_params(optimizer="no-such-optimizer")
+    with pytest.raises(ValueError, match="optimizer"):
+        ae.partial_fit(X[150:] * 10)
+    for weight, saved in zip(ae.encoder_.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(weight, saved)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(ae)).transform(X), codes)
+    assert ae.n_samples_seen_ == 150
+
+
+def test_partial_fit_after_a_pca_start_keeps_fits_noise(X, monkeypatch):
+    # With a PCA start the noise is relative to what PCA leaves unexplained,
+    # far below the data's RMS; partial_fit after fit must keep that ratio.
+    noises = []
+    train = estimator_module._training.train
+
+    def spy(*args, **kwargs):
+        noises.append(kwargs["noise"])
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(estimator_module._training, "train", spy)
+    ae = AutoencoderTransformer(32, **SMALL).fit(X)
+    assert ae.init_ == "pca"
+    ae.partial_fit(X)
+    # The same rows again: the running statistics, hence the noise, stay.
+    assert noises[1] == pytest.approx(noises[0], rel=1e-9)
+    whole_data = ae._noise_std(estimator_module._scaling_stats(X), ae.input_scale_)
+    assert noises[0] < 0.5 * whole_data
+
+
 class _LateSaboteur(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         raise KeyboardInterrupt
@@ -292,3 +328,12 @@ def test_fraction_of_variance_picks_the_smallest_code_reaching_it(target, X):
 def test_fraction_of_variance_refused_by_partial_fit(X):
     with pytest.raises(ValueError, match="int n_components for partial_fit"):
         AutoencoderTransformer(0.9).partial_fit(X)
+
+
+def test_streamed_rows_wider_than_a_batch_are_read_one_at_a_time(monkeypatch):
+    # Over 2**20 features a quarter of auto_batch_rows is 0 rows.
+    monkeypatch.setattr(estimator_module._streaming, "auto_batch_rows", lambda n: 3)
+    X = sp.csr_matrix(np.eye(5))
+    batches = list(estimator_module._row_batches(X))
+    assert [start for start, _ in batches] == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(np.vstack([b for _, b in batches]), np.eye(5))
