@@ -1090,6 +1090,12 @@ class AutoencoderTransformer(
                 input_name="X",
             )
             sample_shape = X.shape[1:]
+            if not reset and not _same_image_shape(sample_shape, self.input_shape_):
+                raise ValueError(
+                    f"Expected images of shape {self.input_shape_}, as in fit, or "
+                    f"rows of {self.n_features_in_} values. Received: X with shape "
+                    f"{X.shape}"
+                )
             X = X.reshape(len(X), -1)
         X = validate_data(self, X, **kwargs)
         return X, sample_shape or (X.shape[1],)
@@ -1130,6 +1136,12 @@ class AutoencoderTransformer(
             raise ValueError(
                 f"Expected X with {math.prod(shape)} values per sample for "
                 f"input_shape={shape}. Received: {received}"
+            )
+        if not _same_image_shape(sample_shape, shape):
+            raise ValueError(
+                f"Expected images of shape {shape} for input_shape={shape}, or "
+                f"rows of {n_features} values. Received: X with samples of shape "
+                f"{tuple(sample_shape)}"
             )
         return shape
 
@@ -1592,6 +1604,23 @@ def _foldable_layers(encoder, decoder):
         else:
             return None
     return (first, last) if first and last else None
+
+
+def _same_image_shape(received, expected):
+    """Whether samples of shape ``received`` fit a network for ``expected``.
+
+    Flat rows fit any shape with as many values, and so does anything fed to
+    a network for flat rows; images must have the network's height and width
+    (a trailing channel of 1 may be there or not), never merely as many pixels.
+    """
+    if len(received) < 2 or len(expected) < 2:
+        return True
+
+    def without_channel(shape):
+        shape = tuple(shape)
+        return shape[:-1] if len(shape) == 3 and shape[-1] == 1 else shape
+
+    return without_channel(received) == without_channel(expected)
 
 
 def _noise_rms(stats, scale, basis=None, n_components=None):

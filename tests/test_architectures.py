@@ -321,6 +321,21 @@ def test_input_shape_must_match_the_features(digits):
         AutoencoderTransformer(input_shape=(8, -8), **TINY).fit(X)
 
 
+def test_images_of_another_shape_are_refused_not_reshaped(digits):
+    # As many pixels in another layout would scramble what a conv layer sees.
+    _, images = digits
+    wrong = images.reshape(len(images), 4, 16)
+    ae = AutoencoderTransformer(architecture="conv", **TINY).fit(images)
+    with pytest.raises(ValueError, match=r"images of shape \(8, 8\).*\(300, 4, 16\)"):
+        ae.transform(wrong)
+    with pytest.raises(ValueError, match=r"images of shape \(8, 8\)"):
+        ae.partial_fit(wrong)
+    # A trailing channel of 1 is the same image.
+    np.testing.assert_array_equal(ae.transform(images[..., None]), ae.transform(images))
+    with pytest.raises(ValueError, match=r"input_shape=\(8, 8\).*\(4, 16\)"):
+        AutoencoderTransformer(input_shape=(8, 8), **TINY).fit(wrong)
+
+
 # -- convolutional -------------------------------------------------------------
 
 
