@@ -94,7 +94,8 @@ def load_mnist(data_home=None, *, download=True):
     1. ``data_home``;
     2. the environment variable ``SKAE_DATA_HOME``;
     3. Keras' download cache, ``$KERAS_HOME/datasets`` (by default
-       ``~/.keras/datasets``).
+       ``~/.keras/datasets``, or ``/tmp/.keras/datasets`` where Keras cannot
+       write there, as ``keras.utils.get_file`` does).
 
     In each directory, Keras' ``mnist.npz`` (keys ``x_train``, ``y_train``,
     ``x_test``, ``y_test``) is preferred, then the four original IDX files
@@ -170,6 +171,12 @@ def load_mnist(data_home=None, *, download=True):
     >>> mnist.test_index
     array([3])
     """
+    if data_home is not None and Path(data_home).expanduser().is_file():
+        raise ValueError(
+            f"Expected data_home to be a directory holding {_MNIST_NPZ} or the "
+            f"IDX files. Received: data_home={str(data_home)!r}, a file; pass "
+            "the directory it is in."
+        )
     directories = _mnist_search_path(data_home)
     for directory in directories:
         load = _find_mnist(directory)
@@ -253,12 +260,7 @@ def train_test_split_dataset(dataset, *, test_size=None, random_state=None):
 
 def _mnist_search_path(data_home):
     """Directories to search for MNIST, in order, without duplicates."""
-    keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
-    candidates = [
-        data_home,
-        os.environ.get("SKAE_DATA_HOME"),
-        Path(keras_home) / "datasets",
-    ]
+    candidates = [data_home, os.environ.get("SKAE_DATA_HOME"), *_keras_caches()]
     directories = []
     for candidate in candidates:
         if candidate:
@@ -266,6 +268,22 @@ def _mnist_search_path(data_home):
             if directory not in directories:
                 directories.append(directory)
     return directories
+
+
+def _keras_caches():
+    """Where ``keras.utils.get_file`` keeps downloads, by Keras' own rule.
+
+    ``$KERAS_HOME``, else ``~/.keras``; where that is not writable Keras uses
+    ``/tmp/.keras`` instead, so a download made there is found too.
+    """
+    home = os.environ.get("KERAS_HOME")
+    if not home:
+        home = Path.home() if os.access(Path.home(), os.W_OK) else Path("/tmp")
+        home = home / ".keras"
+    caches = [Path(home) / "datasets"]
+    if not os.access(Path(home).expanduser(), os.W_OK):
+        caches.append(Path("/tmp/.keras/datasets"))
+    return caches
 
 
 def _find_mnist(directory):
@@ -372,6 +390,11 @@ def _check_mnist_arrays(images, labels, *paths):
         raise ValueError(
             f"Expected one label per image ({images.shape[0]}). Received: "
             f"labels of shape {labels.shape} in {where}"
+        )
+    if labels.dtype.kind not in "iu":
+        raise ValueError(
+            "Expected integer labels. Received: labels of dtype "
+            f"{labels.dtype} in {where}"
         )
     if labels.size and not (0 <= labels.min() and labels.max() <= 9):
         raise ValueError(

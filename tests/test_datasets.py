@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import sklearn.datasets
 
+from skae import datasets
 from skae.datasets import load_digits, load_mnist, train_test_split_dataset
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
@@ -21,6 +22,8 @@ IDX_NAMES = [
 def isolated_search_path(monkeypatch, tmp_path):
     """Keep the user's SKAE_DATA_HOME and Keras cache out of every test."""
     monkeypatch.delenv("SKAE_DATA_HOME", raising=False)
+    # Existing, hence writable: Keras would not fall back to /tmp/.keras.
+    (tmp_path / "keras_home").mkdir()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
 
 
@@ -157,6 +160,33 @@ def test_load_mnist_not_found_lists_places_searched(tmp_path, monkeypatch):
     assert "SKAE_DATA_HOME" in message and "data_home=" in message
 
 
+def test_load_mnist_refuses_a_file_as_data_home(tmp_path):
+    # Skipping it would search elsewhere, and download with download=True.
+    write_fake_npz(tmp_path / "mnist.npz")
+    with pytest.raises(ValueError, match=r"data_home to be a directory.*a file"):
+        load_mnist(tmp_path / "mnist.npz")
+
+
+def test_load_mnist_searches_where_keras_downloads(tmp_path, monkeypatch):
+    # keras.utils.get_file caches in /tmp/.keras where its home is not
+    # writable; os.access is faked, as root may write anywhere.
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    keras_home = tmp_path / "keras_home"
+    writable = {keras_home}
+    monkeypatch.setattr(datasets.os, "access", lambda path, mode: path in writable)
+    assert datasets._mnist_search_path(None) == [keras_home / "datasets"]
+    writable.clear()
+    tmp_keras = Path("/tmp/.keras/datasets")
+    assert datasets._mnist_search_path(None) == [keras_home / "datasets", tmp_keras]
+    monkeypatch.delenv("KERAS_HOME")
+    assert datasets._mnist_search_path(None) == [tmp_keras]
+    writable.add(tmp_path / "home")
+    assert datasets._mnist_search_path(None) == [
+        tmp_path / "home" / ".keras" / "datasets",
+        tmp_keras,
+    ]
+
+
 def test_load_mnist_download_failure(tmp_path, monkeypatch):
     def offline():
         raise Exception("URL fetch failure: no internet")
@@ -231,6 +261,12 @@ def test_load_mnist_bad_npz(tmp_path):
     y = np.zeros(2, np.uint8)
     np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x, y_test=y)
     with pytest.raises(ValueError, match="uint8 images"):
+        load_mnist(tmp_path, download=False)
+    # Float labels would be truncated to wrong digits.
+    x = np.zeros((2, 28, 28), np.uint8)
+    labels = np.array([0.0, 3.7])
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=labels, x_test=x, y_test=y)
+    with pytest.raises(ValueError, match=r"integer labels.*float64"):
         load_mnist(tmp_path, download=False)
 
 
