@@ -11,6 +11,7 @@ import inspect
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn import manifold
 from sklearn.cluster import KMeans
 from sklearn.metrics import (
@@ -561,9 +562,9 @@ class _EmbeddingScorer:
         function, sign, needs = _SCORERS[self.metric]
         Z = estimator.transform(X)
         if needs == "inputs":
-            value = function(X, Z, **self.kwargs)
+            value = function(_as_rows(X), Z, **self.kwargs)
         elif needs == "reconstructions":
-            value = function(X, estimator.inverse_transform(Z))
+            value = function(_as_rows(X), _as_rows(estimator.inverse_transform(Z)))
         elif y is None:
             raise ValueError(
                 f"Expected labels y for the {self.metric!r} scorer. Received: y=None"
@@ -576,6 +577,13 @@ class _EmbeddingScorer:
         args = [repr(self.metric)]
         args += [f"{key}={value!r}" for key, value in self.kwargs.items()]
         return f"make_embedding_scorer({', '.join(args)})"
+
+
+def _as_rows(X):
+    # Estimators take images and sparse rows; the metrics compare dense rows
+    # of values, as the estimators' own scaling and losses do.
+    X = np.asarray(X.toarray() if sp.issparse(X) else X)
+    return X.reshape(len(X), -1) if X.ndim > 2 else X
 
 
 def _kmeans_labels(Z, y, random_state):
@@ -591,6 +599,11 @@ def _describe(value):
 
 def _check_2d(array, name, *, n_samples=None, n_features=None):
     """Return `array` as a finite float64 2-D array, checking its shape."""
+    if sp.issparse(array):
+        raise TypeError(
+            f"Expected {name} to be a dense array. Received: {name} as a sparse "
+            f"{type(array).__name__}; pass {name}.toarray()"
+        )
     array = np.asarray(array)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(
@@ -607,7 +620,7 @@ def _check_2d(array, name, *, n_samples=None, n_features=None):
             f"Expected {name} to have {n_features} columns. "
             f"Received: {name}.shape={array.shape}"
         )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    if array.dtype.kind not in "biuf":
         raise ValueError(
             f"Expected {name} to be numeric. Received: {name}.dtype={array.dtype}"
         )

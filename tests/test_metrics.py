@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn import manifold
 from sklearn.datasets import make_blobs
-from sklearn.decomposition import PCA
+from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.model_selection import GridSearchCV
 
 from skae.metrics import (
@@ -304,3 +305,37 @@ def test_make_embedding_scorer_validation(blobs):
     pca = PCA(n_components=2).fit(blobs[0])
     with pytest.raises(ValueError, match=r"labels y for the 'kmeans_ari' scorer"):
         scorer(pca, blobs[0])
+
+
+class _ImagePCA:
+    """PCA taking and giving images, as a conv autoencoder does."""
+
+    def __init__(self, images):
+        self.shape = images.shape[1:]
+        self.pca = PCA(2).fit(images.reshape(len(images), -1))
+
+    def transform(self, images):
+        return self.pca.transform(images.reshape(len(images), -1))
+
+    def inverse_transform(self, Z):
+        return self.pca.inverse_transform(Z).reshape(len(Z), *self.shape)
+
+
+@pytest.mark.parametrize("metric", ["neg_reconstruction_mse", "trustworthiness"])
+def test_scorers_take_images_and_sparse_rows_as_the_estimators_do(blobs, metric):
+    X = blobs[0]
+    scorer = make_embedding_scorer(metric)
+    images = X.reshape(len(X), 2, 3)
+    expected = scorer(PCA(2).fit(X), X)
+    assert scorer(_ImagePCA(images), images) == pytest.approx(expected, rel=1e-12)
+    svd = TruncatedSVD(2, random_state=0).fit(X)
+    assert scorer(svd, sp.csr_matrix(X)) == pytest.approx(scorer(svd, X), rel=1e-12)
+
+
+def test_metrics_refuse_sparse_and_complex_inputs():
+    # np.asarray of a sparse matrix is a 0-d object array; complex values
+    # would lose their imaginary part in the float64 cast.
+    with pytest.raises(TypeError, match=r"X to be a dense array.*csr_matrix"):
+        reconstruction_mse(sp.csr_matrix(np.eye(3)), np.eye(3))
+    with pytest.raises(ValueError, match=r"X to be numeric.*complex128"):
+        reconstruction_mse([[1 + 5j, 0]], [[1.0, 0.0]])
