@@ -146,7 +146,9 @@ def plot_embeddings(embeddings, y=None, *, ncols=None, cmap="tab10"):
     n_panels = len(embeddings)
     if ncols is None:
         ncols = min(n_panels, 3)
-    elif not isinstance(ncols, int) or isinstance(ncols, bool) or ncols < 1:
+    elif (
+        not isinstance(ncols, (int, np.integer)) or isinstance(ncols, bool) or ncols < 1
+    ):
         raise ValueError(
             f"Expected ncols to be a positive int. Received: ncols={ncols!r}"
         )
@@ -213,14 +215,16 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
             "Expected a non-empty dict of image arrays by name. "
             f"Received: rows={rows!r}"
         )
-    image_shape = tuple(image_shape)
-    if len(image_shape) != 2 or not all(
-        isinstance(d, (int, np.integer)) and d > 0 for d in image_shape
+    if (
+        not isinstance(image_shape, (tuple, list))
+        or len(image_shape) != 2
+        or not all(isinstance(d, (int, np.integer)) and d > 0 for d in image_shape)
     ):
         raise ValueError(
             "Expected image_shape to be (height, width). "
             f"Received: image_shape={image_shape!r}"
         )
+    image_shape = tuple(image_shape)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"Expected n to be a positive int. Received: n={n!r}")
 
@@ -232,7 +236,9 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
                 f"Expected rows[{name!r}] to hold images of shape {image_shape}, "
                 f"one per row. Received: rows[{name!r}].shape={array.shape}"
             )
-        images[name] = array[:n].reshape(-1, *image_shape)
+        images[name] = array
+    # Compared before keeping the first n: arrays of different lengths cannot
+    # hold the same samples in the same order.
     n_samples = {len(array) for array in images.values()}
     if len(n_samples) != 1 or 0 in n_samples:
         raise ValueError(
@@ -240,7 +246,11 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
             "images. Received: "
             + ", ".join(f"rows[{name!r}].shape={np.shape(rows[name])}" for name in rows)
         )
-    n_images = n_samples.pop()
+    n_images = min(n_samples.pop(), n)
+    images = {
+        name: array[:n_images].reshape(-1, *image_shape)
+        for name, array in images.items()
+    }
     # The first row (the originals) sets the intensity scale of all rows, so
     # that reconstructions are judged on the originals' scale; values outside
     # it, such as PCA's negative overshoots, are clipped.
@@ -304,7 +314,10 @@ def plot_training_curve(history, *, ax=None, log_scale=None):
     curves = {}
     for key in ("loss", "val_loss"):
         if key in history:
-            values = np.asarray(history[key], dtype=np.float64)
+            try:
+                values = np.asarray(history[key], dtype=np.float64)
+            except (TypeError, ValueError):
+                values = np.empty(0)
             if values.ndim != 1 or values.size == 0:
                 raise ValueError(
                     f"Expected history[{key!r}] to be a non-empty list of floats. "

@@ -110,6 +110,8 @@ def test_plot_embeddings_grid():
     assert len(fig.axes) == 5  # the sixth, empty cell is removed
     fig.canvas.draw()
     assert len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 3
+    # numpy integers, as n accepts them.
+    assert len(plot_embeddings({"a": Z, "b": Z}, Y, ncols=np.int64(1)).axes) == 2
 
 
 @pytest.mark.parametrize(
@@ -160,7 +162,15 @@ def test_plot_reconstructions_fewer_samples_than_n():
             {},
             r"same number.*rows\['b'\].shape=\(2, 64\)",
         ),
+        (
+            # Both longer than n: still not the same samples.
+            {"a": np.zeros((100, 64)), "b": np.zeros((50, 64))},
+            (8, 8),
+            {"n": 10},
+            r"same number.*rows\['b'\].shape=\(50, 64\)",
+        ),
         ({"a": np.zeros((4, 64))}, (4, 4, 4), {}, r"image_shape=\(4, 4, 4\)"),
+        ({"a": np.zeros((4, 64))}, 64, {}, r"image_shape=64"),
         ({"a": np.zeros((4, 64))}, (8, 8), {"n": 0}, r"Received: n=0"),
     ],
 )
@@ -199,6 +209,7 @@ def test_plot_training_curve_scale_and_history_object():
         ({"val_loss": [1.0]}, r"a 'loss' list"),
         ([1.0, 0.5], r"Received: history=\[1.0, 0.5\]"),
         ({"loss": []}, r"history\['loss'\] to be a non-empty list"),
+        ({"loss": ["a"]}, r"list of floats. Received: history\['loss'\]=\['a'\]"),
         ({"loss": [1.0, 0.5], "val_loss": [1.0]}, r"2 losses and 1 val_losses"),
     ],
 )
