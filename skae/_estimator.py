@@ -241,6 +241,10 @@ class AutoencoderTransformer(
         Extra Keras callbacks. Epoch-level hooks are called (``on_epoch_end`` gets
         ``loss`` and ``val_loss``, and ``model.stop_training`` is honoured);
         batch-level hooks are not, since a whole epoch runs as one compiled graph.
+        ``model.optimizer`` is the training's optimizer, so learning-rate
+        callbacks (``LearningRateScheduler``, ``ReduceLROnPlateau``) work,
+        except with ``structure_weight > 0``, whose own schedule sets the rate
+        at the start of each epoch.
 
     Attributes
     ----------
@@ -462,6 +466,7 @@ class AutoencoderTransformer(
         (6, 2)
         """
         self._reset()
+        self._check_activations()
         X, sample_shape = self._validate_X(X, reset=True)
         X = self._structure_input(X)
         input_shape = self._resolve_input_shape(X.shape[1], sample_shape)
@@ -730,6 +735,21 @@ class AutoencoderTransformer(
             result.scores[k] = fit_and_score(k)
         return fitted[k], result.scores[k], dict(result.scores)
 
+    def _check_activations(self):
+        # Keras' own error names neither the parameter nor, for three of
+        # them, which one; and it would come only after the neighbour graph.
+        for name in ("activation", "code_activation", "output_activation"):
+            value = getattr(self, name)
+            if value is None or (name == "output_activation" and value == "auto"):
+                continue
+            try:
+                keras.activations.get(value)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"Expected {name} to be a Keras activation (a name such as "
+                    f"'relu', a callable) or None. Received: {name}={value!r}"
+                ) from exc
+
     def _resolve_init(self, loss):
         """The start used: "pca" or "random"; "auto" picks, "pca" is checked.
 
@@ -809,6 +829,7 @@ class AutoencoderTransformer(
         loss = "mse" if self.loss == "auto" else self.loss
         if first:
             self._reset()
+            self._check_activations()
             self._resolve_init(loss)
             if _is_fraction(self.n_components):
                 raise ValueError(
@@ -1025,7 +1046,7 @@ class AutoencoderTransformer(
 
     def _make_optimizer(self):
         try:
-            return keras.optimizers.get(
+            optimizer = keras.optimizers.get(
                 {
                     "class_name": self.optimizer,
                     # A fixed name: Keras would number it (adam_1, adam_2, ...),
@@ -1037,15 +1058,23 @@ class AutoencoderTransformer(
                     },
                 }
             )
-        except ValueError as exc:
+            # The base class has no update rule (it failed only inside the
+            # compiled epoch), and wrappers need an inner optimizer (KeyError).
+            if type(optimizer) is keras.optimizers.Optimizer:
+                raise ValueError("an abstract optimizer")
+        except Exception as exc:
             raise ValueError(
                 "Expected the name of a Keras optimizer, such as 'adam' or 'sgd'. "
                 f"Received: optimizer={self.optimizer!r}"
             ) from exc
+        return optimizer
 
     def _check_hidden_layer_sizes(self, hidden):
         hidden = tuple(hidden)
-        if not all(isinstance(h, Integral) and h >= 1 for h in hidden):
+        if not all(
+            isinstance(h, Integral) and not isinstance(h, bool) and h >= 1
+            for h in hidden
+        ):
             raise ValueError(
                 "Expected hidden_layer_sizes to be 'auto' or a sequence of positive "
                 f"integers. Received: hidden_layer_sizes={self.hidden_layer_sizes!r}"

@@ -208,6 +208,9 @@ class Trainer:
         self.seed = seed
         self.structure_weight = structure_weight
         self.optimizer = optimizer
+        # What callbacks reach as model.optimizer, as after model.compile:
+        # LearningRateScheduler and ReduceLROnPlateau set its rate.
+        self.autoencoder.optimizer = optimizer
         # Where the structure term's schedule decays from (it sets the rate).
         self._base_learning_rate = float(optimizer.learning_rate)
         autoencoder = self.autoencoder
@@ -482,8 +485,15 @@ def train(
     def val_loss():
         return trainer.loss(val_rows)
 
+    callbacks = list(callbacks or [])
+    wrong = [c for c in callbacks if not isinstance(c, keras.callbacks.Callback)]
+    if wrong:
+        raise TypeError(
+            "Expected callbacks to be a list of keras.callbacks.Callback. "
+            f"Received: callbacks={callbacks!r}"
+        )
     callback_list = keras.callbacks.CallbackList(
-        list(callbacks or []),
+        callbacks,
         model=autoencoder,
         epochs=epochs,
         steps=n_batches,

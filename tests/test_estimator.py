@@ -228,6 +228,32 @@ def test_callbacks_see_epochs_and_can_stop_training(digits):
     assert callback.seen == ae.history_["loss"]
 
 
+def test_learning_rate_callbacks_set_the_optimizers_rate(digits):
+    import keras
+
+    class RecordRate(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.rates = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.rates.append(float(self.model.optimizer.learning_rate))
+
+    record = RecordRate()
+    schedule = keras.callbacks.LearningRateScheduler(lambda e, lr: 1e-3 * 0.1**e)
+    small(callbacks=[schedule, record], epochs=3, tol=0).fit(digits[0])
+    np.testing.assert_allclose(record.rates, [1e-3, 1e-4, 1e-5], rtol=1e-6)
+    # No epoch improves by 1e9: each after the first halves the rate.
+    record = RecordRate()
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="loss", patience=0, factor=0.5, min_delta=1e9
+    )
+    small(callbacks=[plateau, record], epochs=3, tol=0).fit(digits[0])
+    np.testing.assert_allclose(record.rates, [1e-3, 5e-4, 2.5e-4], rtol=1e-6)
+    with pytest.raises(TypeError, match=r"keras.callbacks.Callback.*'x'"):
+        small(callbacks=["x"]).fit(digits[0])
+
+
 def test_early_stopping_restores_best_weights(digits):
     import keras
 
@@ -417,8 +443,14 @@ def test_calls_before_fit_raise_not_fitted(method):
         ({"hidden_layer_sizes": "big"}, "hidden_layer_sizes"),
         ({"loss": "mae"}, "loss"),
         ({"scaling": "log"}, "scaling"),
+        ({"hidden_layer_sizes": (True,)}, r"Received: hidden_layer_sizes=\(True,\)"),
         ({"optimizer": "no-such-optimizer"}, "optimizer"),
-        ({"activation": "no-such-activation"}, "activation"),
+        # The abstract base class, and a wrapper needing an inner optimizer.
+        ({"optimizer": "Optimizer"}, "Received: optimizer='Optimizer'"),
+        ({"optimizer": "LossScaleOptimizer"}, "Received: optimizer='LossScale"),
+        ({"activation": "no-such"}, "Received: activation='no-such'"),
+        ({"code_activation": "no-such"}, "Received: code_activation='no-such'"),
+        ({"output_activation": "no-such"}, "Received: output_activation='no-such'"),
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"masking": 1.0}, "masking"),
         ({"validation_fraction": 1.5}, "validation_fraction"),
