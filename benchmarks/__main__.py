@@ -16,6 +16,9 @@ from pathlib import Path
 # only autoencoder settings the benchmark ever overrides.
 QUICK_EPOCHS = 10
 QUICK_SUBSAMPLE = 2000
+# Smallest --subsample the metrics can score: trustworthiness needs more
+# than 2 x 10 held-out rows, and the split halves the subsample.
+MIN_SUBSAMPLE = 44
 DEFAULT_SEEDS = 3
 
 
@@ -65,8 +68,8 @@ def parse_args(argv=None):
         "--subsample",
         type=int,
         metavar="N",
-        help="use a stratified random subset of N samples per dataset "
-        f"(default: all; {QUICK_SUBSAMPLE} with --quick)",
+        help="use a stratified random subset of N samples per dataset, at least "
+        f"{MIN_SUBSAMPLE} (default: all; {QUICK_SUBSAMPLE} with --quick)",
     )
     parser.add_argument(
         "--out",
@@ -119,6 +122,12 @@ def parse_args(argv=None):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be a positive integer, got {value}")
+    if args.subsample is not None and args.subsample < MIN_SUBSAMPLE:
+        parser.error(
+            f"--subsample must be at least {MIN_SUBSAMPLE}: the held-out half "
+            "must hold more than twice the 10 neighbours trustworthiness "
+            f"counts, got {args.subsample}"
+        )
     return args
 
 

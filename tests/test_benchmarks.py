@@ -270,7 +270,14 @@ def test_parse_args_defaults_and_quick():
 
 
 @pytest.mark.parametrize(
-    "argv", [["--datasets", "cifar"], ["--seeds", "0"], ["--epochs", "-1"]]
+    "argv",
+    [
+        ["--datasets", "cifar"],
+        ["--seeds", "0"],
+        ["--epochs", "-1"],
+        # Too few held-out rows to score; 44 runs.
+        ["--subsample", "43"],
+    ],
 )
 def test_parse_args_rejects(argv, capsys):
     with pytest.raises(SystemExit):
