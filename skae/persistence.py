@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import math
+import numbers
 import os
 import platform
 import secrets
@@ -99,14 +100,26 @@ class _Encoder:
         if isinstance(value, list):
             return self._encode_items(value, name, models)
         if isinstance(value, dict):
-            if not all(isinstance(key, str) for key in value):
-                raise _Unsupported(f"{name} has keys that are not str")
-            return {
-                "__dict__": {
-                    key: self.encode(item, name=f"{name}[{key!r}]", models=models)
-                    for key, item in value.items()
+            if all(isinstance(key, str) for key in value):
+                return {
+                    "__dict__": {
+                        key: self.encode(item, name=f"{name}[{key!r}]", models=models)
+                        for key, item in value.items()
+                    }
                 }
-            }
+            if all(_is_int_or_str(key) for key in value):
+                # JSON keys are str only; n_components_scores_ is keyed by
+                # code size.
+                return {
+                    "__items__": [
+                        [
+                            key if isinstance(key, str) else int(key),
+                            self.encode(item, name=f"{name}[{key!r}]", models=models),
+                        ]
+                        for key, item in value.items()
+                    ]
+                }
+            raise _Unsupported(f"{name} has keys that are neither int nor str")
         if isinstance(value, np.random.RandomState):
             state = value.get_state(legacy=True)
             return {"__random_state__": self.encode(state, name=name, models=False)}
@@ -169,6 +182,13 @@ class _Decoder:
             if not isinstance(content, dict):
                 raise _Corrupt("a __dict__ tag without a dict")
             return {key: self.decode(item) for key, item in content.items()}
+        if tag == "__items__":
+            if not isinstance(content, list) or not all(
+                isinstance(pair, list) and len(pair) == 2 and _is_int_or_str(pair[0])
+                for pair in content
+            ):
+                raise _Corrupt("an __items__ tag without [int or str key, value] pairs")
+            return {key: self.decode(item) for key, item in content}
         if tag == "__str_array__":
             items, shape = content.get("items"), content.get("shape")
             if not all(isinstance(item, str) for item in items):
@@ -197,6 +217,10 @@ class _Decoder:
         if not isinstance(name, str) or name not in self.members:
             raise _Corrupt(f"a reference to a missing member {name!r}")
         return self.members[name]
+
+
+def _is_int_or_str(key):
+    return isinstance(key, (numbers.Integral, str)) and not isinstance(key, bool)
 
 
 class _Corrupt(ValueError):

@@ -184,6 +184,8 @@ def test_any_plain_data_state_round_trips(fitted, X, tmp_path):
         "extra_text_": np.array(["a", "bc"]),
         "extra_names_": np.array([["x"], ["y"]], dtype=object),
         "extra_nested_": {"loss": [1.0, float("nan"), -np.inf], "shape": (2, (3,))},
+        # Like n_components_scores_, keyed by code size.
+        "extra_scores_": {3: 0.5, "best": 0.9},
         "_private_note": "kept too",
     }
     ae.__dict__.update(extra)
@@ -194,12 +196,22 @@ def test_any_plain_data_state_round_trips(fitted, X, tmp_path):
         if isinstance(expected, np.ndarray):
             assert actual.dtype == expected.dtype
             np.testing.assert_array_equal(actual, expected)
+        elif name == "extra_scores_":
+            assert list(actual.items()) == list(expected.items())
         elif name == "extra_nested_":
             np.testing.assert_equal(actual, expected)
             assert isinstance(actual["shape"][1], tuple)
         else:
             assert actual == expected
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
+
+
+def test_fraction_of_variance_search_round_trips(X, tmp_path):
+    ae = _make_estimator(n_components=0.8).fit(X)
+    loaded = skae.load(ae.save(tmp_path / "ae.skae"))
+    assert loaded.n_components_scores_ == ae.n_components_scores_
+    assert all(type(k) is int for k in loaded.n_components_scores_)
+    np.testing.assert_array_equal(loaded.transform(X), ae.transform(X))
 
 
 def test_state_that_is_not_data_cannot_be_saved(fitted, tmp_path):
@@ -405,6 +417,10 @@ def test_zip_that_is_not_a_skae_file_is_refused(fitted, tmp_path):
         (lambda h: h.update({"class": "os.system"}), "unknown estimator class"),
         (lambda h: h["state"].pop("n_iter_"), "not that of a fitted estimator"),
         (lambda h: h["state"].update(transform=1), "invalid fitted attribute"),
+        (
+            lambda h: h["state"].update(extra_={"__items__": [[1.5, 0.0]]}),
+            "__items__ tag without",
+        ),
         (
             lambda h: h["state"].update(input_offset_={"__array__": "arrays/9.npy"}),
             "missing member",
