@@ -221,7 +221,9 @@ class AutoencoderTransformer(
         monitored the same way (as scikit-learn's MLP does).
 
     validation_fraction : float, default=0.1
-        Fraction of the training data held out when ``early_stopping=True``.
+        Fraction of the training data held out when ``early_stopping=True``
+        or ``n_components`` is a fraction of variance (at least two rows
+        then, since R² needs their spread).
 
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
@@ -482,7 +484,7 @@ class AutoencoderTransformer(
         rows = np.arange(X.shape[0])
         train_rows, val_rows = rows, None
         if self.early_stopping or search:
-            train_rows, val_rows = self._split_validation(rows, rng)
+            train_rows, val_rows = self._split_validation(rows, rng, search)
         train_rows = _row_set(X, train_rows, offset, scale, input_shape)
         if val_rows is not None:
             val_rows = _row_set(X, val_rows, offset, scale, input_shape)
@@ -1261,12 +1263,20 @@ class AutoencoderTransformer(
             hidden = None
         return encoder, decoder, hidden
 
-    def _split_validation(self, rows, rng):
+    def _split_validation(self, rows, rng, search=False):
         n_val = round(self.validation_fraction * rows.shape[0])
-        if n_val < 1 or n_val >= rows.shape[0]:
+        # The search's R² divides by the validation rows' spread, which one
+        # row does not have: every code size would score a perfect 1.
+        least = 2 if search else 1
+        if n_val < least or n_val >= rows.shape[0]:
+            purpose = (
+                f"two for the R² of n_components={self.n_components!r}"
+                if search
+                else "one for validation"
+            )
             raise ValueError(
                 "Expected validation_fraction to leave at least one sample for "
-                "training and one for validation. Received: "
+                f"training and {purpose}. Received: "
                 f"validation_fraction={self.validation_fraction} with "
                 f"n_samples={rows.shape[0]}"
             )

@@ -325,6 +325,15 @@ def test_fraction_of_variance_picks_the_smallest_code_reaching_it(target, X):
     assert len(ae.n_components_scores_) <= 6
 
 
+def test_fraction_of_variance_needs_two_validation_rows(X):
+    # One validation row has no spread: R² would be 1 for any code size.
+    with pytest.raises(ValueError, match=r"two for the R² of n_components=0.99"):
+        AutoencoderTransformer(0.99, **SMALL).fit(X[:12])
+    # Two validation rows have a spread: a real R², not a perfect one.
+    ae = AutoencoderTransformer(0.99, **SMALL).fit(X[:15])
+    assert ae.reconstruction_r2_ < 0.99
+
+
 def test_fraction_of_variance_refused_by_partial_fit(X):
     with pytest.raises(ValueError, match="int n_components for partial_fit"):
         AutoencoderTransformer(0.9).partial_fit(X)
