@@ -30,6 +30,7 @@ from ._scaling import SCALINGS
 from ._structure import neighbour_graph
 from .architectures import (
     CONV_AUTO_FILTERS,
+    _seeded_python_random,
     _user_network,
     auto_hidden_layer_sizes,
     build_conv,
@@ -1744,11 +1745,15 @@ def _float64_copy(model):
         return layer.__class__.from_config(config)
 
     try:
-        twin = keras.models.clone_model(
-            model,
-            input_tensors=keras.Input(model.input_shape[1:], dtype="float64"),
-            clone_function=as_float64,
-        )
+        # Unseeded initializers of user layers draw from Python's random:
+        # transform must leave the caller's stream as it was (the weights are
+        # overwritten anyway).
+        with _seeded_python_random(0):
+            twin = keras.models.clone_model(
+                model,
+                input_tensors=keras.Input(model.input_shape[1:], dtype="float64"),
+                clone_function=as_float64,
+            )
         twin.set_weights(model.get_weights())
     except Exception:
         return None

@@ -45,6 +45,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ._training import user_stacklevel
+from .architectures import _seeded_python_random
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
@@ -617,9 +618,12 @@ def _load_model(data, member, path, safe_mode):
         with open(model_path, "wb") as f:
             f.write(data)
         try:
-            model = keras.saving.load_model(
-                model_path, compile=False, safe_mode=safe_mode
-            )
+            # Rebuilding user layers draws seeds from Python's random; loading
+            # must leave the caller's stream as it was.
+            with _seeded_python_random(0):
+                model = keras.saving.load_model(
+                    model_path, compile=False, safe_mode=safe_mode
+                )
         except Exception as exc:
             if "safe_mode" in str(exc):
                 raise _Unsafe(f"{member} holds Python code ({exc})") from exc

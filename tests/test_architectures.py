@@ -18,6 +18,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import skae
 from skae import AutoencoderTransformer
 from skae.architectures import build_conv, build_dense
 
@@ -500,10 +501,17 @@ def _layer_configs(model):
     ]
 
 
-def test_user_builders_leave_python_random_alone(digits):
+def test_user_builders_leave_python_random_alone(digits, tmp_path):
     X, _ = digits
     state = random.getstate()
-    make("user-networks").fit(X)
+    ae = make("user-networks").fit(X)
+    assert random.getstate() == state
+    # transform's float64 twin and load rebuild the user layers too.
+    ae.transform(X)
+    assert random.getstate() == state
+    with pytest.warns(UserWarning, match="not plain data"):
+        path = ae.save(tmp_path / "ae.skae")
+    skae.load(path).transform(X)
     assert random.getstate() == state
 
 
