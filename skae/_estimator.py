@@ -83,7 +83,8 @@ class AutoencoderTransformer(
         Widths of the encoder's hidden layers, widest first (with "conv": the
         number of filters of each convolution); the decoder mirrors them. "auto"
         sizes dense layers from the number of features, or gives three layers
-        of 128 with ``structure_weight > 0`` (see
+        of 128 (or of four times the code, if wider) with
+        ``structure_weight > 0`` (see
         :func:`skae.architectures.auto_hidden_layer_sizes`), and gives (16, 8, 8)
         filters for "conv"; ``()`` gives a single-layer encoder and decoder.
 
@@ -178,7 +179,8 @@ class AutoencoderTransformer(
         Weight of the structure term, added to the reconstruction loss: a
         neighbour-embedding loss on the code, over the k-nearest-neighbour
         graph of the scaled training rows (UMAP's fuzzy graph, built once per
-        fit with :class:`sklearn.neighbors.NearestNeighbors`). Each step draws
+        fit with :class:`sklearn.neighbors.NearestNeighbors`, or above 100,000
+        rows with pynndescent's NN-descent where installed). Each step draws
         ``batch_size`` edges of the graph and pulls the codes of an edge's two
         ends together against the batch's other codes (InfoNCE on a Cauchy
         kernel, the pairs' attraction doubled), so clusters come apart as in
@@ -299,8 +301,9 @@ class AutoencoderTransformer(
     X may be a :class:`numpy.memmap`, a SciPy sparse matrix or array, or any 2-D
     array-like with row slicing (h5py, zarr): ``fit``, ``partial_fit``,
     ``transform`` and ``score`` then read it a batch of rows at a time (about
-    32 MB), densifying and scaling each batch on its own, so X is never copied
-    or densified whole.
+    32 MB for training, at most 8 MB for the scaling statistics and
+    inference), densifying and scaling each batch on its own, so X is never
+    copied or densified whole.
 
     Training runs in float32 (Keras' default). ``transform`` and
     ``inverse_transform`` run a float64 copy of the trained network, so a
