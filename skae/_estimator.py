@@ -225,8 +225,8 @@ class AutoencoderTransformer(
 
     validation_fraction : float, default=0.1
         Fraction of the training data held out when ``early_stopping=True``
-        or ``n_components`` is a fraction of variance (at least two rows
-        then, since R² needs their spread).
+        or ``n_components`` is a fraction of variance (then at least two
+        rows, since R² needs their spread).
 
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
@@ -1269,10 +1269,11 @@ class AutoencoderTransformer(
 
     def _split_validation(self, rows, rng, search=False):
         n_val = round(self.validation_fraction * rows.shape[0])
-        # The search's R² divides by the validation rows' spread, which one
-        # row does not have: every code size would score a perfect 1.
-        least = 2 if search else 1
-        if n_val < least or n_val >= rows.shape[0]:
+        if search:
+            # The search's R² divides by the validation rows' spread, which
+            # one row does not have: every code size would score a perfect 1.
+            n_val = max(n_val, 2)
+        if n_val < 1 or n_val >= rows.shape[0]:
             purpose = (
                 f"two for the R² of n_components={self.n_components!r}"
                 if search

@@ -325,13 +325,22 @@ def test_fraction_of_variance_picks_the_smallest_code_reaching_it(target, X):
     assert len(ae.n_components_scores_) <= 6
 
 
-def test_fraction_of_variance_needs_two_validation_rows(X):
-    # One validation row has no spread: R² would be 1 for any code size.
+def test_fraction_of_variance_holds_out_two_validation_rows(X, monkeypatch):
+    # One validation row (10% of 12) has no spread: R² would be 1 for any
+    # code size, and the search would stop at the first.
+    sizes = []
+    split = AutoencoderTransformer._split_validation
+
+    def spy(self, rows, rng, search=False):
+        train, val = split(self, rows, rng, search)
+        sizes.append(len(val))
+        return train, val
+
+    monkeypatch.setattr(AutoencoderTransformer, "_split_validation", spy)
+    ae = AutoencoderTransformer(0.99, **SMALL).fit(X[:12])
+    assert sizes == [2] and ae.reconstruction_r2_ < 0.99
     with pytest.raises(ValueError, match=r"two for the R² of n_components=0.99"):
-        AutoencoderTransformer(0.99, **SMALL).fit(X[:12])
-    # Two validation rows have a spread: a real R², not a perfect one.
-    ae = AutoencoderTransformer(0.99, **SMALL).fit(X[:15])
-    assert ae.reconstruction_r2_ < 0.99
+        AutoencoderTransformer(0.99, **SMALL).fit(X[:2])
 
 
 def test_fraction_of_variance_refused_by_partial_fit(X):
