@@ -299,7 +299,7 @@ def main(argv=None):
         "datasets": infos,
         "runs": runs,
         "summary": summary,
-        "targets": _report.check_targets(summary, infos),
+        "targets": _report.check_targets(summary, infos, epochs=args.epochs),
         "total_seconds": time.perf_counter() - start,
     }
     results = _json_safe(results)
