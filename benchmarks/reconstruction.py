@@ -22,13 +22,19 @@ from sklearn.decomposition import PCA
 
 from benchmarks._data import load
 
+PROG = "python -m benchmarks.reconstruction"
 SIZES = {"digits": (2, 8, 16, 32), "mnist": (2, 8, 32, 64)}
 TARGETS = (0.9, 0.95)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reconstruction")
-    parser.add_argument("--datasets", nargs="+", default=["digits", "mnist"])
+    parser = argparse.ArgumentParser(prog=PROG)
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        help="default: digits and mnist, mnist skipped when it is not found",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
         "--mnist-seeds", type=int, nargs="+", default=[0], help="seeds for MNIST"
@@ -58,13 +64,23 @@ def main(argv=None):
         "command": "python -m benchmarks.reconstruction "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "datasets": {},
+        "skipped": {},
     }
-    for name in args.datasets:
-        data = load(
-            name, data_home=args.data_home, subsample=600 if args.quick else None
-        )
-        if data is None:
-            continue
+    # Every dataset is loaded before any fit, so that a missing one fails
+    # (or is skipped) before minutes of work.
+    loaded = {}
+    for name in args.datasets or ["digits", "mnist"]:
+        try:
+            loaded[name] = load(
+                name, data_home=args.data_home, subsample=600 if args.quick else None
+            )
+        except FileNotFoundError as exc:
+            if args.datasets:  # asked for by name: the user must know
+                print(f"{PROG}: error: {exc}", file=sys.stderr)
+                return 1
+            results["skipped"][name] = " ".join(str(exc).split())
+            print(f"skipping {name}: not found (see report)", file=sys.stderr)
+    for name, data in loaded.items():
         X_train, X_test = data.X_train, data.X_test
         seeds = args.mnist_seeds if name == "mnist" else args.seeds
         sizes = SIZES[name][:2] if args.quick else SIZES[name]
@@ -154,6 +170,8 @@ def report(results):
         f"- command: `{results['command']}`",
         "",
     ]
+    for name, reason in results.get("skipped", {}).items():
+        lines += [f"## {name}", "", f"**Skipped**: {reason}", ""]
     for name, r in results["datasets"].items():
         lines += [
             f"## {name}",

@@ -44,6 +44,9 @@ def no_mnist_anywhere(tmp_path, monkeypatch):
     from benchmarks import _data
 
     monkeypatch.delenv("SKAE_DATA_HOME", raising=False)
+    # Existing, so writable: Keras (and skae's search) would otherwise fall
+    # back to /tmp/.keras, which may hold a copy.
+    (tmp_path / "keras-home").mkdir()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.setattr(_data, "SHARED_MNIST", tmp_path / "no-shared-copy")
 
@@ -157,6 +160,29 @@ def test_reconstruction_quick_end_to_end(tmp_path):
         assert search["chosen"] == min(reaching)
     text = (out / "reconstruction.md").read_text()
     assert "| code size | PCA |" in text and "| target R² |" in text
+
+
+def test_reconstruction_skips_missing_mnist_unless_asked(
+    tmp_path, no_mnist_anywhere, monkeypatch, capsys
+):
+    from benchmarks import reconstruction
+
+    real_load = reconstruction.load
+
+    def load(name, **kwargs):
+        if name == "digits":  # hidden too, so that nothing is fitted
+            raise FileNotFoundError("digits hidden by the test")
+        return real_load(name, **kwargs)
+
+    monkeypatch.setattr(reconstruction, "load", load)
+    out = tmp_path / "out"
+    assert reconstruction.main(["--quick", "--out", str(out)]) == 0
+    result = json.loads((out / "reconstruction.json").read_text())
+    assert sorted(result["skipped"]) == ["digits", "mnist"]
+    assert "MNIST was not found" in result["skipped"]["mnist"]
+    assert "**Skipped**" in (out / "reconstruction.md").read_text()
+    assert reconstruction.main(["--datasets", "mnist", "--out", str(out)]) == 1
+    assert "error: MNIST was not found" in capsys.readouterr().err
 
 
 def test_out_of_core_quick_end_to_end(tmp_path):
