@@ -31,12 +31,20 @@ def parse_args(argv=None):
         prog="python -m benchmarks.out_of_core",
         description="Resident memory while fitting a memmap larger than needed.",
     )
-    parser.add_argument("--rows", type=int, default=400_000, help="rows in the file")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help="rows in the file (default: 400,000; 20,000 with --quick)",
+    )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--dir", default=None, help="where to write the data file")
     parser.add_argument("--out", default="benchmark-results", help="report folder")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rows is None:
+        args.rows = 20_000 if args.quick else 400_000
+    return args
 
 
 def _status():
@@ -92,8 +100,6 @@ def _write_rows(path, n_rows, n_features, seed=0):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.quick:
-        args.rows = 20_000
     import scipy.sparse as sp
 
     from skae import AutoencoderTransformer

@@ -185,6 +185,14 @@ def test_reconstruction_skips_missing_mnist_unless_asked(
     assert "error: MNIST was not found" in capsys.readouterr().err
 
 
+def test_out_of_core_quick_keeps_an_explicit_row_count():
+    from benchmarks.out_of_core import parse_args as out_of_core_args
+
+    assert out_of_core_args([]).rows == 400_000
+    assert out_of_core_args(["--quick"]).rows == 20_000
+    assert out_of_core_args(["--quick", "--rows", "3000"]).rows == 3000
+
+
 def test_out_of_core_quick_end_to_end(tmp_path):
     out = tmp_path / "out"
     run_module(
