@@ -66,7 +66,8 @@ def parse_args(argv=None):
         "--epochs",
         type=int,
         metavar="N",
-        help=f"epochs of each training run (default {FULL['epochs']})",
+        help=f"epochs of each training run (default {FULL['epochs']}; "
+        f"{QUICK['epochs']} with --quick)",
     )
     parser.add_argument(
         "--repeats",
@@ -351,6 +352,13 @@ def run(args, start):
 
     probe = _make_estimator(args.n_components, 1)
     n = _whole_batches(probe, len(X))
+    if n > len(X):
+        # Rounded up to one batch: rows that do not exist would count in
+        # every rate.
+        raise SystemExit(
+            "python -m benchmarks.speed: error: --n-samples must be at least "
+            f"one batch ({n} rows here), got {len(X)}"
+        )
     X = X[:n]
     if not args.quick:
         # Warm up TensorFlow's runtime (thread pools, kernels) for both

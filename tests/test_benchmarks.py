@@ -133,6 +133,16 @@ def test_speed_quick_end_to_end(tmp_path):
     assert "skae / plain Keras time" in speed_md and "| PCA `transform` |" in speed_md
 
 
+def test_speed_refuses_fewer_samples_than_a_batch(tmp_path):
+    from benchmarks import speed
+
+    argv = ["--quick", "--n-samples", "20", "--random-data", "--out", str(tmp_path)]
+    with pytest.raises(
+        SystemExit, match=r"at least one batch \(32 rows here\), got 20"
+    ):
+        speed.main(argv)
+
+
 def test_reconstruction_quick_end_to_end(tmp_path):
     out = tmp_path / "out"
     run_module(
