@@ -372,6 +372,24 @@ def test_decoder_tuning_leaves_the_encoder_alone(blobs, monkeypatch):
     assert ae.encoder_.trainable and ae.decoder_.trainable
 
 
+def test_decoder_tuning_keeps_layers_the_user_froze_frozen(blobs):
+    X, _ = blobs
+    inputs = keras.Input((X.shape[1],))
+    frozen = keras.layers.Dense(8, name="frozen")
+    frozen.trainable = False
+    encoder = keras.Model(inputs, keras.layers.Dense(2, name="code")(frozen(inputs)))
+    ae = AutoencoderTransformer(
+        encoder=encoder, structure_weight=1.0, **{**FAST, "epochs": 4}
+    ).fit(X)
+    # The user's model sits nested in encoder_.
+    layers = {layer.name: layer for layer in ae.encoder_._flatten_layers()}
+    layer = layers["frozen"]
+    assert not layer.trainable and layers["code"].trainable
+    before = layer.get_weights()[0].copy()
+    ae.partial_fit(X)
+    np.testing.assert_array_equal(layer.get_weights()[0], before)
+
+
 def test_structured_fit_reproduces_and_pickles(blobs):
     X, _ = blobs
     ae = AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
