@@ -743,6 +743,20 @@ class AutoencoderTransformer(
         k = int(result.n_components)
         if k not in fitted:
             result.scores[k] = fit_and_score(k)
+        if result.scores[k] < target:
+            # PCA's size reaches the target from the PCA start, kept as an
+            # early-stopping candidate, when the loss is reconstruction alone;
+            # a structure term or code_l1 can keep weights that rebuild worse.
+            warnings.warn(
+                "No code size reached a validation reconstruction R² of "
+                f"n_components={self.n_components!r}: n_components_={k}, the "
+                f"largest size searched, reaches {result.scores[k]:.4g}. Loss "
+                "terms other than the reconstruction (structure_weight, "
+                "code_l1) trade it away; pass an int n_components to choose "
+                "the size.",
+                UserWarning,
+                stacklevel=_training.user_stacklevel(),
+            )
         return fitted[k], result.scores[k], dict(result.scores)
 
     def _check_activations(self):

@@ -343,6 +343,19 @@ def test_fraction_of_variance_holds_out_two_validation_rows(X, monkeypatch):
         AutoencoderTransformer(0.99, **SMALL).fit(X[:2])
 
 
+def test_fraction_of_variance_missed_by_a_penalised_loss_warns(X):
+    # The L1 penalty keeps weights that rebuild worse than the PCA start, so
+    # even the largest size searched falls short; that must not pass silently.
+    digits = load_digits().data[:600]
+    ae = AutoencoderTransformer(
+        0.7, code_l1=0.05, epochs=6, batch_size=64, random_state=0
+    )
+    with pytest.warns(UserWarning, match=r"No code size reached .* n_components=0.7"):
+        ae.fit(digits)
+    assert ae.reconstruction_r2_ < 0.7
+    assert ae.n_components_ == max(ae.n_components_scores_)
+
+
 def test_fraction_of_variance_refused_by_partial_fit(X):
     with pytest.raises(ValueError, match="int n_components for partial_fit"):
         AutoencoderTransformer(0.9).partial_fit(X)
