@@ -62,7 +62,9 @@ class AutoencoderTransformer(
         ``validation_fraction`` of X, in the scaled space) reaches it. PCA's R²
         for every size bounds and guides the search, so it takes a few fits,
         not one per size; the chosen width is ``n_components_`` and its R²
-        ``reconstruction_r2_``. None lets the network set it: with
+        ``reconstruction_r2_`` (with a warning if even the largest size
+        searched falls short, as a structure term or ``code_l1`` can make
+        it). None lets the network set it: with
         ``architecture="conv"`` the code is the flattened last feature map,
         with a user-supplied ``encoder`` it is the encoder's output width.
         ``architecture="dense"`` needs an int or a float.
