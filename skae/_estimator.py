@@ -63,8 +63,8 @@ class AutoencoderTransformer(
         for every size bounds and guides the search, so it takes a few fits,
         not one per size; the chosen width is ``n_components_`` and its R²
         ``reconstruction_r2_`` (with a warning if even the largest size
-        searched falls short, as a structure term or ``code_l1`` can make
-        it). None lets the network set it: with
+        searched falls short, as with too few rows or a structure term or
+        ``code_l1`` in the loss). None lets the network set it: with
         ``architecture="conv"`` the code is the flattened last feature map,
         with a user-supplied ``encoder`` it is the encoder's output width.
         ``architecture="dense"`` needs an int or a float.
@@ -746,16 +746,26 @@ class AutoencoderTransformer(
         if k not in fitted:
             result.scores[k] = fit_and_score(k)
         if result.scores[k] < target:
-            # PCA's size reaches the target from the PCA start, kept as an
-            # early-stopping candidate, when the loss is reconstruction alone;
-            # a structure term or code_l1 can keep weights that rebuild worse.
+            # The search ends at PCA's size for the target, which the PCA
+            # start (kept as an early-stopping candidate) reaches when the
+            # loss is reconstruction alone. It falls short when PCA itself
+            # does at every size (few training rows), or when a structure
+            # term or code_l1 keeps weights that rebuild worse.
+            if baseline[k - 1] < target:
+                why = (
+                    "PCA does not reach it either, at any size that "
+                    f"{train_rows.n} training rows allow"
+                )
+            else:
+                why = (
+                    "loss terms other than the reconstruction "
+                    "(structure_weight, code_l1) trade it away"
+                )
             warnings.warn(
                 "No code size reached a validation reconstruction R² of "
                 f"n_components={self.n_components!r}: n_components_={k}, the "
-                f"largest size searched, reaches {result.scores[k]:.4g}. Loss "
-                "terms other than the reconstruction (structure_weight, "
-                "code_l1) trade it away; pass an int n_components to choose "
-                "the size.",
+                f"largest size searched, reaches {result.scores[k]:.4g}; {why}. "
+                "Pass an int n_components to choose the size.",
                 UserWarning,
                 stacklevel=_training.user_stacklevel(),
             )
