@@ -160,8 +160,12 @@ def test_load_mnist_not_found_lists_places_searched(tmp_path, monkeypatch):
     assert "SKAE_DATA_HOME" in message and "data_home=" in message
 
 
-def test_load_mnist_refuses_a_file_as_data_home(tmp_path):
+def test_load_mnist_refuses_a_file_as_data_home(tmp_path, monkeypatch):
     # Skipping it would search elsewhere, and download with download=True.
+    def no_download():
+        raise AssertionError("load_mnist tried to download")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", no_download)
     write_fake_npz(tmp_path / "mnist.npz")
     with pytest.raises(ValueError, match=r"data_home to be a directory.*a file"):
         load_mnist(tmp_path / "mnist.npz")
