@@ -474,6 +474,7 @@ class AutoencoderTransformer(
         (6, 2)
         """
         self._reset()
+        self._check_callbacks()
         self._check_activations()
         X, sample_shape = self._validate_X(X, reset=True)
         X = self._structure_input(X)
@@ -771,6 +772,15 @@ class AutoencoderTransformer(
             )
         return fitted[k], result.scores[k], dict(result.scores)
 
+    def _check_callbacks(self):
+        # Checked before any work, rather than when training first calls one.
+        callbacks = list(self.callbacks or [])
+        if not all(isinstance(c, keras.callbacks.Callback) for c in callbacks):
+            raise TypeError(
+                "Expected callbacks to be a list of keras.callbacks.Callback. "
+                f"Received: callbacks={self.callbacks!r}"
+            )
+
     def _check_activations(self):
         # Keras' own error names neither the parameter nor, for three of
         # them, which one; and it would come only after the neighbour graph.
@@ -863,6 +873,7 @@ class AutoencoderTransformer(
         """
         first = not self.__sklearn_is_fitted__()
         loss = "mse" if self.loss == "auto" else self.loss
+        self._check_callbacks()
         if first:
             self._reset()
             self._check_activations()

@@ -485,15 +485,8 @@ def train(
     def val_loss():
         return trainer.loss(val_rows)
 
-    callbacks = list(callbacks or [])
-    wrong = [c for c in callbacks if not isinstance(c, keras.callbacks.Callback)]
-    if wrong:
-        raise TypeError(
-            "Expected callbacks to be a list of keras.callbacks.Callback. "
-            f"Received: callbacks={callbacks!r}"
-        )
     callback_list = keras.callbacks.CallbackList(
-        callbacks,
+        list(callbacks or []),
         model=autoencoder,
         epochs=epochs,
         steps=n_batches,

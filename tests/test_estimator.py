@@ -252,6 +252,10 @@ def test_learning_rate_callbacks_set_the_optimizers_rate(digits):
     np.testing.assert_allclose(record.rates, [1e-3, 5e-4, 2.5e-4], rtol=1e-6)
     with pytest.raises(TypeError, match=r"keras.callbacks.Callback.*'x'"):
         small(callbacks=["x"]).fit(digits[0])
+    ae = small(epochs=1).fit(digits[0]).set_params(callbacks=["x"])
+    with pytest.raises(TypeError, match=r"keras.callbacks.Callback.*'x'"):
+        ae.partial_fit(digits[0])
+    assert ae.n_iter_ == 1
 
 
 def test_early_stopping_restores_best_weights(digits):
