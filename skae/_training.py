@@ -25,6 +25,9 @@ from ._structure import EXAGGERATION, contrastive_loss
 LOSSES = ("mse", "binary_crossentropy")
 # How far towards a neighbour a row's training input may move (structure term).
 _MIX = 0.5
+# Structured steps in one call of train() from which its epochs are compiled by
+# XLA: below, the compilation costs more than it saves (see _xla_or_graph).
+_XLA_MIN_STEPS = 1000
 
 # Frames in these folders are skae's own or the wrappers between a user's call and
 # skae (sklearn's ``_fit_context``, ``fit_transform``, pipelines, searches).
@@ -353,14 +356,17 @@ class Trainer:
         """
         return self.structure_weight > 0 and rows.graph is not None
 
-    def epoch(self, rows, rng, *, chunk_rows, first_step, noise, progress=0.0):
+    def epoch(
+        self, rows, rng, *, chunk_rows, first_step, noise, progress=0.0, xla=True
+    ):
         """One pass over ``rows`` in a random order; return the mean batch loss.
 
         ``progress`` is the fraction of the fit's epochs already run: with the
-        structure term the learning rate decays linearly with it.
+        structure term the learning rate decays linearly with it. ``xla``: compile
+        a structured epoch with XLA (see :func:`_xla_or_graph`).
         """
         if self.structured(rows):
-            return self._structured_epoch(rows, rng, first_step, noise, progress)
+            return self._structured_epoch(rows, rng, first_step, noise, progress, xla)
         batch_size = self.batch_size
         total, step = 0.0, first_step
         for X_chunk, order in rows.chunks(rng.permutation(rows.n), chunk_rows):
@@ -394,7 +400,7 @@ class Trainer:
         """
         return max(1, round(rows.graph.weights.sum() / self.batch_size))
 
-    def _structured_epoch(self, rows, rng, first_step, noise, progress):
+    def _structured_epoch(self, rows, rng, first_step, noise, progress, xla):
         # UMAP anneals its learning rate linearly to zero over the epochs: the
         # codes settle instead of jittering around their neighbourhoods.
         self.optimizer.learning_rate = self._base_learning_rate * (1.0 - progress)
@@ -412,6 +418,7 @@ class Trainer:
             tf.constant(t),
             tf.constant(first_step),
             tf.constant(noise, tf.float32),
+            xla=xla,
         )
         return float(total) / steps
 
@@ -471,6 +478,7 @@ def train(
     chunk_rows = _whole_batches(chunk_rows, n, trainer.batch_size)
     n_batches = trainer.steps_per_epoch(train_rows, chunk_rows)
     scheduled = trainer.structured(train_rows)
+    xla = epochs * n_batches >= _XLA_MIN_STEPS
 
     def train_epoch(epoch):
         return trainer.epoch(
@@ -480,6 +488,7 @@ def train(
             first_step=first_step + epoch * n_batches,
             noise=noise,
             progress=epoch / epochs,
+            xla=xla,
         )
 
     def val_loss():
@@ -573,37 +582,39 @@ def train(
 
 
 def _xla_or_graph(fn):
-    """``fn`` compiled by XLA, or as a TensorFlow graph where XLA cannot.
+    """``fn`` compiled by XLA, or as a TensorFlow graph; ``xla=False`` asks for it.
 
     A structured fit is thousands of small steps whose hundreds of ops each
     cost TensorFlow's executor microseconds; fused into one XLA program an
     epoch runs 1.3-1.6 times faster (digits: 278 epochs in 14-18 s, not 20 s;
-    MNIST 10k through a 100-component PCA: 16 s, not 22-27 s). XLA compiles
-    once per shape of the arguments: ``fit`` once, ``partial_fit`` for the
-    first chunks (1,000-row MNIST chunks: 2.2 s and 1.9 s for the first two
-    calls against 1.1 s and 0.8 s without XLA, then 0.06-0.08 s a call
-    against 0.09 s). User networks may hold ops XLA has no kernel for (a
-    ``tf.py_function``): compiling fails before any step runs, so the graph
-    can take over with nothing to undo.
+    MNIST 10k through a 100-component PCA: 22 s, not 32 s, in one batch of
+    runs). But XLA compiles for about a second per shape of the arguments,
+    more than a short fit takes in all: 30 rows for 2 epochs fit in 1.9-2.0 s
+    with it, 0.6 s as a graph. :func:`train` asks for XLA from
+    ``_XLA_MIN_STEPS`` steps. User networks may hold ops XLA has no kernel for
+    (a ``tf.py_function``): compiling fails before any step runs, so the graph
+    takes over, for good, with nothing to undo.
     """
     graph = tf.function(fn, reduce_retracing=True)
     if tf.distribute.has_strategy():
-        return graph
-    xla = tf.function(fn, reduce_retracing=True, jit_compile=True)
-    # The first call decides: later errors are the epoch's own, raised as such.
-    chosen = None
+        return lambda *args, xla=True: graph(*args)
+    compiled = tf.function(fn, reduce_retracing=True, jit_compile=True)
+    # None until XLA was tried: later errors are the epoch's own, raised as such.
+    xla_works = None
 
-    def run(*args):
-        nonlocal chosen
-        if chosen is None:
+    def run(*args, xla=True):
+        nonlocal xla_works
+        if not xla or xla_works is False:
+            return graph(*args)
+        if xla_works is None:
             try:
-                result = xla(*args)
+                result = compiled(*args)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
-                chosen = graph
-            else:
-                chosen = xla
-                return result
-        return chosen(*args)
+                xla_works = False
+                return graph(*args)
+            xla_works = True
+            return result
+        return compiled(*args)
 
     return run
 

@@ -288,6 +288,43 @@ def test_xla_falls_back_to_the_graph_where_it_cannot_compile():
     assert len(calls) == 2  # the failed XLA trace, then the graph's, reused
 
 
+def test_xla_is_skipped_when_not_asked_for():
+    traces = []
+
+    def fn(x):
+        traces.append(tf.inside_function())
+        return _py_identity(x) * 2.0
+
+    run = _training._xla_or_graph(fn)
+    np.testing.assert_array_equal(run(tf.constant([1.0]), xla=False), [2.0])
+    np.testing.assert_array_equal(run(tf.constant([2.0]), xla=False), [4.0])
+    assert len(traces) == 1  # the graph's trace only: XLA was never tried
+
+
+@pytest.mark.parametrize("min_steps, expected", [(0, True), (10**9, False)])
+def test_fit_compiles_with_xla_from_enough_steps(
+    monkeypatch, blobs, min_steps, expected
+):
+    # Compiling costs about a second: more than a short fit takes in all.
+    asked = []
+    xla_or_graph = _training._xla_or_graph
+
+    def spy(fn):
+        run = xla_or_graph(fn)
+
+        def recording(*args, xla=True):
+            asked.append(xla)
+            return run(*args, xla=xla)
+
+        return recording
+
+    monkeypatch.setattr(_training, "_xla_or_graph", spy)
+    monkeypatch.setattr(_training, "_XLA_MIN_STEPS", min_steps)
+    X, _ = blobs
+    AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
+    assert asked and set(asked) == {expected}
+
+
 def test_xla_errors_after_a_compiled_call_are_raised():
     # A later trace that XLA refuses is an error in the epoch, not a reason to
     # switch to the graph half-way through a fit.
@@ -308,7 +345,8 @@ def py_encoder(input_shape, n_components):
     return keras.Model(inputs, keras.layers.Dense(n_components)(hidden))
 
 
-def test_structured_fit_trains_networks_xla_cannot_compile(blobs):
+def test_structured_fit_trains_networks_xla_cannot_compile(monkeypatch, blobs):
+    monkeypatch.setattr(_training, "_XLA_MIN_STEPS", 0)  # XLA is tried first
     X, _ = blobs
     ae = AutoencoderTransformer(structure_weight=1.0, encoder=py_encoder, **FAST)
     ae.fit(X)
