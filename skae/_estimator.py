@@ -475,7 +475,7 @@ class AutoencoderTransformer(
         """
         self._reset()
         self._check_callbacks()
-        self._check_activations()
+        self._check_network_params()
         X, sample_shape = self._validate_X(X, reset=True)
         X = self._structure_input(X)
         input_shape = self._resolve_input_shape(X.shape[1], sample_shape)
@@ -781,7 +781,13 @@ class AutoencoderTransformer(
                 f"Received: callbacks={self.callbacks!r}"
             )
 
-    def _check_activations(self):
+    def _check_network_params(self):
+        # bool is an Integral, so the constraints take True for one component.
+        if isinstance(self.n_components, bool):
+            raise ValueError(
+                "Expected n_components to be a positive int, a float in (0, 1) or "
+                f"None. Received: n_components={self.n_components!r}"
+            )
         # Keras' own error names neither the parameter nor, for three of
         # them, which one; and it would come only after the neighbour graph.
         for name in ("activation", "code_activation", "output_activation"):
@@ -876,7 +882,7 @@ class AutoencoderTransformer(
         self._check_callbacks()
         if first:
             self._reset()
-            self._check_activations()
+            self._check_network_params()
             self._resolve_init(loss)
             if _is_fraction(self.n_components):
                 raise ValueError(
@@ -1408,9 +1414,9 @@ class AutoencoderTransformer(
 
         Returns
         -------
-        scores : ndarray of shape (n_samples,)
+        scores : ndarray of shape (n_samples,), float64
             ``-mean((x - inverse_transform(transform(x))) ** 2)`` per row, in
-            the input's units.
+            the input's units, computed in float64 for any input dtype.
 
         Examples
         --------
@@ -1425,13 +1431,13 @@ class AutoencoderTransformer(
         check_is_fitted(self)
         X, _ = self._validate_X(X, reset=False)
         offset, scale = self.input_offset_, self.input_scale_
-        scores = np.empty(X.shape[0], dtype=_out_dtype(X))
+        scores = np.empty(X.shape[0])
         for start, batch in _row_batches(X):
             codes = self._run("encoder_", batch, offset, scale, None)
             reconstructed = self._run("decoder_", codes, None, None, (offset, scale))
-            scores[start : start + len(batch)] = -np.mean(
-                (batch - reconstructed) ** 2, axis=1
-            )
+            # In float64: float32 squares overflow to inf from about 1e19.
+            error = batch.astype(np.float64) - reconstructed
+            scores[start : start + len(batch)] = -np.mean(error**2, axis=1)
         return scores
 
     def score(self, X, y=None):

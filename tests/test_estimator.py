@@ -177,6 +177,18 @@ def test_score_is_negative_reconstruction_error(fitted, digits):
     assert fitted.score(X) < 0
 
 
+def test_score_samples_of_float32_does_not_overflow():
+    # Squared errors of ~1e20 exceed float32's range (3.4e38).
+    X = np.random.RandomState(0).rand(40, 3).astype(np.float32) * np.float32(1e20)
+    ae = small().fit(X)
+    scores = ae.score_samples(X)
+    assert scores.dtype == np.float64
+    assert np.isfinite(scores).all() and np.isfinite(ae.score(X))
+    X_hat = ae.inverse_transform(ae.transform(X)).astype(np.float64)
+    expected = -np.mean((X.astype(np.float64) - X_hat) ** 2, axis=1)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+
 def test_score_samples_flags_outliers(fitted, digits):
     X, _ = digits
     outliers = np.random.RandomState(0).uniform(0, 16, size=(20, 64))
@@ -443,6 +455,7 @@ def test_calls_before_fit_raise_not_fitted(method):
     "params, match",
     [
         ({"n_components": 0}, "n_components"),
+        ({"n_components": True}, r"Received: n_components=True"),
         ({"hidden_layer_sizes": (8, 0)}, "hidden_layer_sizes"),
         ({"hidden_layer_sizes": "big"}, "hidden_layer_sizes"),
         ({"loss": "mae"}, "loss"),
