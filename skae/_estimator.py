@@ -200,8 +200,12 @@ class AutoencoderTransformer(
 
     n_neighbors : int, default=15
         Neighbours of each row in the structure term's graph, as UMAP's
-        ``n_neighbors``: fewer keep finer, more local structure. Clipped to
-        the number of rows minus one; unused when ``structure_weight=0``.
+        ``n_neighbors``: fewer keep finer, more local structure. Each row's
+        edge weights sum to ``log2(n_neighbors)``, as UMAP calibrates them;
+        UMAP counts the row itself among its neighbours, here all are other
+        rows, so the graph has each row's ``n_neighbors``-th neighbour too, at
+        a low weight (near 0 for ``n_neighbors=2``). Clipped to the number of
+        rows minus one; unused when ``structure_weight=0``.
 
     epochs : "auto" or int, default="auto"
         Maximum number of passes over the training data. "auto" gives a budget of

@@ -144,8 +144,11 @@ def _without_self(dist, ind, rows, k):
 def _fuzzy_weights(dist, k):
     # UMAP: exp(-(d - rho) / sigma), rho the nearest distance and sigma set by
     # bisection so each row's weights sum to log2(k); a local scale, so dense
-    # and sparse regions weigh their neighbours alike.
-    rho = dist[:, :1]
+    # and sparse regions weigh their neighbours alike. As in UMAP, rho is the
+    # nearest non-zero distance: a duplicate of the row (distance 0) must not
+    # push its nearest distinct neighbour down to a weight below 1.
+    positive = np.where(dist > 0, dist, np.inf).min(axis=1, keepdims=True)
+    rho = np.where(np.isfinite(positive), positive, 0.0)
     gap = np.maximum(dist - rho, 0.0)
     target = np.log2(k) if k > 1 else 1.0
     lo = np.zeros(len(dist))

@@ -64,6 +64,19 @@ def test_fuzzy_weights_sum_to_log2_k_per_row():
     np.testing.assert_allclose(weights[:, 0], 1.0)
 
 
+def test_fuzzy_weights_measure_from_the_nearest_distinct_neighbour():
+    # UMAP's rho is the nearest non-zero distance: a duplicate (distance 0)
+    # and the nearest distinct row both get full membership.
+    dist = np.array([[0.0, 1.0, 1.5, 2.0, 2.5], [1.0, 1.2, 1.5, 2.0, 2.5]])
+    weights = _structure._fuzzy_weights(dist, 5)
+    np.testing.assert_allclose(weights[0, :2], 1.0)
+    np.testing.assert_allclose(weights.sum(axis=1), np.log2(5), rtol=1e-6)
+    # Its other neighbours share what is left, as a row without the duplicate.
+    assert np.all(weights[0, 2:] < weights[1, 2:])
+    all_duplicates = _structure._fuzzy_weights(np.zeros((1, 4)), 4)
+    np.testing.assert_allclose(all_duplicates, 1.0)
+
+
 def test_batched_queries_give_the_same_graph(monkeypatch):
     X = np.random.RandomState(3).normal(size=(50, 4))
     whole = neighbour_graph(X, n_neighbors=4)
