@@ -25,9 +25,10 @@ from ._structure import EXAGGERATION, contrastive_loss
 LOSSES = ("mse", "binary_crossentropy")
 # How far towards a neighbour a row's training input may move (structure term).
 _MIX = 0.5
-# Structured steps in one call of train() from which its epochs are compiled by
-# XLA: below, the compilation costs more than it saves (see _xla_or_graph).
-_XLA_MIN_STEPS = 1000
+# Graph edges drawn in one call of train() (steps x batch_size) from which its
+# structured epochs are compiled by XLA: below, the compilation costs more than
+# it saves (see _xla_or_graph).
+_XLA_MIN_EDGES = 500_000
 
 # Frames in these folders are skae's own or the wrappers between a user's call and
 # skae (sklearn's ``_fit_context``, ``fit_transform``, pipelines, searches).
@@ -478,7 +479,7 @@ def train(
     chunk_rows = _whole_batches(chunk_rows, n, trainer.batch_size)
     n_batches = trainer.steps_per_epoch(train_rows, chunk_rows)
     scheduled = trainer.structured(train_rows)
-    xla = epochs * n_batches >= _XLA_MIN_STEPS
+    xla = epochs * n_batches * trainer.batch_size >= _XLA_MIN_EDGES
 
     def train_epoch(epoch):
         return trainer.epoch(
@@ -588,12 +589,14 @@ def _xla_or_graph(fn):
     cost TensorFlow's executor microseconds; fused into one XLA program an
     epoch runs 1.3-1.6 times faster (digits: 278 epochs in 14-18 s, not 20 s;
     MNIST 10k through a 100-component PCA: 22 s, not 32 s, in one batch of
-    runs). But XLA compiles for about a second per shape of the arguments,
-    more than a short fit takes in all: 30 rows for 2 epochs fit in 1.9-2.0 s
-    with it, 0.6 s as a graph. :func:`train` asks for XLA from
-    ``_XLA_MIN_STEPS`` steps. User networks may hold ops XLA has no kernel for
-    (a ``tf.py_function``): compiling fails before any step runs, so the graph
-    takes over, for good, with nothing to undo.
+    runs; both draw about 1.6 million edges). But XLA compiles for about a
+    second per shape of the arguments, which short fits do not earn back: 30
+    rows for 2 epochs fit in 1.9-2.0 s with it, 0.6 s as a graph; 300 digits
+    for 40 epochs (74,000 edges) in 3.4-4.4 s, 2.8-3.5 s as a graph.
+    :func:`train` asks for XLA from ``_XLA_MIN_EDGES`` edges. User networks may
+    hold ops XLA has no kernel for (a ``tf.py_function``): compiling fails
+    before any step runs, so the graph takes over, for good, with nothing to
+    undo.
     """
     graph = tf.function(fn, reduce_retracing=True)
     if tf.distribute.has_strategy():

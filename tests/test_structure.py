@@ -314,9 +314,9 @@ def test_xla_is_skipped_when_not_asked_for():
     assert len(traces) == 1  # the graph's trace only: XLA was never tried
 
 
-@pytest.mark.parametrize("min_steps, expected", [(0, True), (10**9, False)])
-def test_fit_compiles_with_xla_from_enough_steps(
-    monkeypatch, blobs, min_steps, expected
+@pytest.mark.parametrize("min_edges, expected", [(0, True), (10**9, False)])
+def test_fit_compiles_with_xla_from_enough_edges(
+    monkeypatch, blobs, min_edges, expected
 ):
     # Compiling costs about a second: more than a short fit takes in all.
     asked = []
@@ -332,7 +332,7 @@ def test_fit_compiles_with_xla_from_enough_steps(
         return recording
 
     monkeypatch.setattr(_training, "_xla_or_graph", spy)
-    monkeypatch.setattr(_training, "_XLA_MIN_STEPS", min_steps)
+    monkeypatch.setattr(_training, "_XLA_MIN_EDGES", min_edges)
     X, _ = blobs
     AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
     assert asked and set(asked) == {expected}
@@ -359,7 +359,7 @@ def py_encoder(input_shape, n_components):
 
 
 def test_structured_fit_trains_networks_xla_cannot_compile(monkeypatch, blobs):
-    monkeypatch.setattr(_training, "_XLA_MIN_STEPS", 0)  # XLA is tried first
+    monkeypatch.setattr(_training, "_XLA_MIN_EDGES", 0)  # XLA is tried first
     X, _ = blobs
     ae = AutoencoderTransformer(structure_weight=1.0, encoder=py_encoder, **FAST)
     ae.fit(X)
