@@ -71,7 +71,7 @@ def test_fuzzy_weights_measure_from_the_nearest_distinct_neighbour():
     weights = _structure._fuzzy_weights(dist, 5)
     np.testing.assert_allclose(weights[0, :2], 1.0)
     np.testing.assert_allclose(weights.sum(axis=1), np.log2(5), rtol=1e-6)
-    # Its other neighbours share what is left, as a row without the duplicate.
+    # With two neighbours at full weight, the others share less of log2(k).
     assert np.all(weights[0, 2:] < weights[1, 2:])
     all_duplicates = _structure._fuzzy_weights(np.zeros((1, 4)), 4)
     np.testing.assert_allclose(all_duplicates, 1.0)
