@@ -345,7 +345,7 @@ def test_fraction_of_variance_holds_out_two_validation_rows(X, monkeypatch):
         AutoencoderTransformer(0.99, **SMALL).fit(X[:2])
 
 
-def test_fraction_of_variance_missed_by_a_penalised_loss_warns(X):
+def test_fraction_of_variance_missed_by_a_penalised_loss_warns():
     # The L1 penalty keeps weights that rebuild worse than the PCA start, so
     # even the largest size searched falls short; that must not pass silently.
     digits = load_digits().data[:600]
