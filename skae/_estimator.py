@@ -1440,7 +1440,7 @@ class AutoencoderTransformer(
             codes = self._run("encoder_", batch, offset, scale, None)
             reconstructed = self._run("decoder_", codes, None, None, (offset, scale))
             # In float64: float32 squares overflow to inf from about 1e19.
-            error = batch.astype(np.float64) - reconstructed
+            error = np.subtract(batch, reconstructed, dtype=np.float64)
             scores[start : start + len(batch)] = -np.mean(error**2, axis=1)
         return scores
 
