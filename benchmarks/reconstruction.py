@@ -61,8 +61,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {
-        "command": "python -m benchmarks.reconstruction "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]),
         "datasets": {},
         "skipped": {},
     }
