@@ -1110,7 +1110,9 @@ class AutoencoderTransformer(
                     # and TensorFlow caches a kernel per distinct variable name
                     # for good, so every fit leaked ~35 KB per optimizer variable.
                     "config": {
-                        "learning_rate": self.learning_rate,
+                        # Keras takes a Python float only (not 1 or a
+                        # NumPy float), and would blame the optimizer.
+                        "learning_rate": float(self.learning_rate),
                         "name": "optimizer",
                     },
                 }
@@ -1246,6 +1248,10 @@ class AutoencoderTransformer(
         With ``basis`` (init="pca"), the dense networks start at PCA's first
         ``n_components`` axes.
         """
+        # Keras takes Python numbers only (here and code_l1 below), while
+        # GridSearchCV over np.arange or np.logspace hands out NumPy ones.
+        if isinstance(n_components, Integral):
+            n_components = int(n_components)
         encoder = decoder = hidden = None
         if self.encoder is not None:
             encoder = _user_network(
@@ -1297,7 +1303,7 @@ class AutoencoderTransformer(
                 activation=self.activation,
                 code_activation=self.code_activation,
                 output_activation=output_activation,
-                code_l1=self.code_l1,
+                code_l1=float(self.code_l1),
                 seed=seed,
             )
             if encoder is None:

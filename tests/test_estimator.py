@@ -364,6 +364,25 @@ def test_grid_search_with_default_score(digits, n_jobs):
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
 
 
+def test_numpy_numbers_as_parameters(digits):
+    # GridSearchCV over np.arange / np.logspace hands out NumPy scalars, and
+    # Keras takes Python numbers only: each used to fail inside Keras, the
+    # learning rate as an error about the optimizer.
+    X = digits[0][:200]
+    search = GridSearchCV(
+        small(epochs=2, optimizer="sgd"),
+        {
+            "n_components": np.arange(2, 4),
+            "learning_rate": [np.float32(1e-2), 1],
+            "code_l1": np.float32([1e-4]),
+        },
+        cv=2,
+        error_score="raise",
+    ).fit(X)
+    assert set(search.cv_results_["param_n_components"]) == {2, 3}
+    assert search.best_estimator_.n_components_ == search.best_params_["n_components"]
+
+
 def test_column_transformer(digits):
     X, _ = digits
     ct = ColumnTransformer(
