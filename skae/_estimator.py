@@ -855,7 +855,13 @@ class AutoencoderTransformer(
         that start and end with Dense layers, as the built-in dense ones; other
         networks see the new scaling as is and adapt to it while training). The
         optimizer's state carries over between calls in one process (not
-        through pickling).
+        through pickling). Later calls train with the current ``loss``,
+        ``optimizer``, ``learning_rate``, ``batch_size``, ``noise``, ``masking``
+        and ``structure_weight``, with a new optimizer when :meth:`set_params`
+        changed one of them. The networks keep the shape the first call gave
+        them: a changed ``n_components`` or ``hidden_layer_sizes`` raises
+        ``ValueError``, as ``IncrementalPCA`` does for ``n_components``
+        (:meth:`fit` starts over).
 
         Parameters
         ----------
@@ -884,6 +890,8 @@ class AutoencoderTransformer(
         first = not self.__sklearn_is_fitted__()
         loss = "mse" if self.loss == "auto" else self.loss
         self._check_callbacks()
+        if not first:
+            self._check_same_networks()
         if first:
             self._reset()
             self._check_network_params()
@@ -956,8 +964,12 @@ class AutoencoderTransformer(
             rows = _row_set(X, np.arange(X.shape[0]), offset, scale, self.input_shape_)
             # The structure term of a chunk preserves the chunk's neighbours.
             self._attach_graphs(state["seed"], rows)
-            trainer = self.__dict__.get("_trainer")
-            if trainer is None:
+            # The trainer (and its optimizer's moments) carries over unless
+            # set_params changed what it was made from: then a new one, as a
+            # pickled copy, which has none, would make.
+            settings = self._trainer_settings(loss)
+            trainer, made_from = self.__dict__.get("_trainer", (None, None))
+            if trainer is None or made_from != settings:
                 # Not clipped to this chunk's rows: later chunks may be larger.
                 trainer = self._make_trainer(
                     encoder, decoder, loss, self._batch_size(rows.n), seed=state["seed"]
@@ -1001,8 +1013,45 @@ class AutoencoderTransformer(
             state["step"] + steps,
             noise_ratio=state.get("noise_ratio", 1.0),
         )
-        self._trainer = trainer
+        self._trainer = trainer, settings
         return self
+
+    def _trainer_settings(self, loss):
+        # The parameters _make_trainer reads ("auto" batch_size as such: each
+        # chunk would resolve it afresh).
+        return (
+            loss,
+            self.optimizer,
+            self.learning_rate,
+            self.batch_size,
+            self.noise,
+            self.masking,
+            self.structure_weight,
+        )
+
+    def _check_same_networks(self):
+        # Later calls train the networks the first built; like IncrementalPCA,
+        # refuse a changed n_components rather than ignore it.
+        changed = []
+        if (
+            isinstance(self.n_components, Integral)
+            and self.n_components != self.n_components_
+        ):
+            changed.append(f"n_components={self.n_components!r}")
+        if (
+            not isinstance(self.hidden_layer_sizes, str)
+            and self.hidden_layer_sizes_ is not None
+            and tuple(self.hidden_layer_sizes) != self.hidden_layer_sizes_
+        ):
+            changed.append(f"hidden_layer_sizes={self.hidden_layer_sizes!r}")
+        if changed:
+            raise ValueError(
+                "Expected the fitted networks' n_components="
+                f"{self.n_components_} and hidden_layer_sizes="
+                f"{self.hidden_layer_sizes_} for partial_fit, which continues "
+                "training them; call fit to build new ones. Received: "
+                + ", ".join(changed)
+            )
 
     def _set_stream_state(self, stats, seed, step, noise_ratio):
         # What partial_fit continues from, as plain data that pickles and

@@ -145,6 +145,39 @@ def test_partial_fit_continues_after_pickling(X):
     np.testing.assert_allclose(restored.input_offset_, X.mean(axis=0), rtol=1e-12)
 
 
+def test_partial_fit_after_set_params_trains_as_a_pickled_copy_would(X):
+    # The trainer kept in memory must not outlive the parameters it was made
+    # from: a copy without one (pickled) trains with the new values.
+    ae = AutoencoderTransformer(hidden_layer_sizes=(8,), random_state=0)
+    ae.partial_fit(X[:150])
+    copy = pickle.loads(pickle.dumps(ae))
+    for est in (ae, copy):
+        est.set_params(optimizer="sgd", learning_rate=0.05)
+        est.partial_fit(X[150:])
+    np.testing.assert_array_equal(ae.transform(X), copy.transform(X))
+    assert type(ae._trainer[0].optimizer).__name__ == "SGD"
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_components": 3}, r"n_components=2 .*Received: n_components=3"),
+        ({"hidden_layer_sizes": [4]}, r"\(8,\) .*Received: hidden_layer_sizes=\[4\]"),
+    ],
+)
+def test_partial_fit_refuses_a_changed_network_shape(params, match, X):
+    ae = AutoencoderTransformer(**SMALL).partial_fit(X)
+    before = ae.transform(X[:5])
+    ae.set_params(**params)
+    with pytest.raises(ValueError, match=match):
+        ae.partial_fit(X)
+    assert ae.n_iter_ == 1
+    np.testing.assert_array_equal(ae.transform(X[:5]), before)
+    # The same values as the networks' are no change.
+    ae.set_params(n_components=np.int64(2), hidden_layer_sizes=[8]).partial_fit(X)
+    assert ae.n_iter_ == 2
+
+
 @pytest.mark.parametrize("init_params", [{}, {"hidden_layer_sizes": ()}])
 def test_folding_a_new_scaling_keeps_the_maps(init_params, X):
     ae = AutoencoderTransformer(**{**SMALL, **init_params}).fit(X)
