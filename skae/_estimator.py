@@ -1375,19 +1375,22 @@ class AutoencoderTransformer(
 
     def _split_validation(self, rows, rng, search=False):
         n_val = round(self.validation_fraction * rows.shape[0])
+        n_train = 1
         if search:
             # The search's R² divides by the validation rows' spread, which
             # one row does not have: every code size would score a perfect 1.
-            n_val = max(n_val, 2)
-        if n_val < 1 or n_val >= rows.shape[0]:
+            # Its PCA basis needs two training rows as well.
+            n_val, n_train = max(n_val, 2), 2
+        if n_val < 1 or rows.shape[0] - n_val < n_train:
             purpose = (
-                f"two for the R² of n_components={self.n_components!r}"
+                f"two for training and two for the R² of "
+                f"n_components={self.n_components!r}"
                 if search
-                else "one for validation"
+                else "one for training and one for validation"
             )
             raise ValueError(
-                "Expected validation_fraction to leave at least one sample for "
-                f"training and {purpose}. Received: "
+                "Expected validation_fraction to leave at least "
+                f"{purpose}. Received: "
                 f"validation_fraction={self.validation_fraction} with "
                 f"n_samples={rows.shape[0]}"
             )

@@ -376,6 +376,9 @@ def test_fraction_of_variance_holds_out_two_validation_rows(X, monkeypatch):
     assert sizes == [2] and ae.reconstruction_r2_ < 0.99
     with pytest.raises(ValueError, match=r"two for the R² of n_components=0.99"):
         AutoencoderTransformer(0.99, **SMALL).fit(X[:2])
+    # Three rows leave one for training, and PCA's basis needs two.
+    with pytest.raises(ValueError, match=r"two for training and two for the R²"):
+        AutoencoderTransformer(0.5, **SMALL).fit(X[:3])
 
 
 def test_fraction_of_variance_missed_by_a_penalised_loss_warns():
