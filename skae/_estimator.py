@@ -802,8 +802,8 @@ class AutoencoderTransformer(
                 keras.activations.get(value)
             except (ValueError, TypeError) as exc:
                 raise ValueError(
-                    f"Expected {name} to be a Keras activation (a name such as "
-                    f"'relu', a callable) or None. Received: {name}={value!r}"
+                    f"Expected {name} to be the name of a Keras activation, such "
+                    f"as 'relu', or None. Received: {name}={value!r}"
                 ) from exc
 
     def _resolve_init(self, loss):
