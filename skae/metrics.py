@@ -23,7 +23,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 
 __all__ = [
     "calinski_harabasz",
@@ -582,8 +582,24 @@ class _EmbeddingScorer:
 def _as_rows(X):
     # Estimators take images and sparse rows; the metrics compare dense rows
     # of values, as the estimators' own scaling and losses do.
-    X = np.asarray(X.toarray() if sp.issparse(X) else X)
+    X = _as_array(X.toarray() if sp.issparse(X) else X)
     return X.reshape(len(X), -1) if X.ndim > 2 else X
+
+
+def _as_array(array):
+    if hasattr(array, "dtypes"):
+        # np.asarray turns pandas' nullable Float64 / Int64 columns into
+        # objects; scikit-learn's conversion gives floats (missing ones NaN),
+        # as the estimators' own input check does.
+        return check_array(
+            array,
+            dtype=None,
+            ensure_all_finite=False,
+            ensure_2d=False,
+            ensure_min_samples=0,
+            ensure_min_features=0,
+        )
+    return np.asarray(array)
 
 
 def _kmeans_labels(Z, y, random_state):
@@ -604,7 +620,7 @@ def _check_2d(array, name, *, n_samples=None, n_features=None):
             f"Expected {name} to be a dense array. Received: {name} as a sparse "
             f"{type(array).__name__}; pass {name}.toarray()"
         )
-    array = np.asarray(array)
+    array = _as_array(array)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(
             f"Expected {name} to be a non-empty 2-D array. "

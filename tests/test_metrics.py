@@ -332,6 +332,22 @@ def test_scorers_take_images_and_sparse_rows_as_the_estimators_do(blobs, metric)
     assert scorer(svd, sp.csr_matrix(X)) == pytest.approx(scorer(svd, X), rel=1e-12)
 
 
+def test_metrics_take_nullable_pandas_columns():
+    # np.asarray turns Float64 / Int64 columns into objects; the estimators
+    # take such frames, so their scorers and the metrics must too.
+    pd = pytest.importorskip("pandas")
+    X = np.arange(12.0).reshape(4, 3)
+    assert reconstruction_mse(pd.DataFrame(X).astype("Float64"), X + 1) == 1.0
+    assert reconstruction_mse(pd.DataFrame(X).astype("Int64"), X) == 0.0
+    missing = pd.DataFrame(X).astype("Float64").mask(pd.DataFrame(X) > 9)
+    with pytest.raises(ValueError, match=r"X .*2 NaN or infinite values"):
+        reconstruction_mse(missing, X)
+    scorer = make_embedding_scorer("neg_reconstruction_mse")
+    pca = PCA(2).fit(X)
+    frame = pd.DataFrame(X).astype("Float64")
+    assert scorer(pca, frame) == pytest.approx(scorer(pca, X), rel=1e-12)
+
+
 def test_metrics_refuse_sparse_and_complex_inputs():
     # np.asarray of a sparse matrix is a 0-d object array; complex values
     # would lose their imaginary part in the float64 cast.
