@@ -141,6 +141,9 @@ def trustworthiness(X, Z, *, n_neighbors=10, max_samples=5000, random_state=0):
     if max_samples is not None:
         _check_int(max_samples, "max_samples", 1)
         if len(X) > max_samples:
+            # Too few rows kept must not be blamed on n_neighbors below.
+            _check_int(n_neighbors, "n_neighbors", 1)
+            _check_int(max_samples, "max_samples", 2 * n_neighbors + 1)
             rng = check_random_state(random_state)
             rows = np.sort(rng.choice(len(X), size=max_samples, replace=False))
             X, Z = X[rows], Z[rows]

@@ -105,6 +105,8 @@ def test_trustworthiness_subsamples_deterministically(blobs):
         ({"Z": np.zeros(6)}, r"Z to be a non-empty 2-D array"),
         ({"n_neighbors": 3}, r"n_neighbors to be an int between 1 and 2"),
         ({"max_samples": 0}, r"max_samples to be an int at least 1"),
+        # Three rows kept cannot score 2 neighbours: max_samples is the cause.
+        ({"max_samples": 3, "n_neighbors": 2}, r"max_samples to be an int at least 5"),
         ({"X": np.full((6, 2), np.inf)}, r"X to contain only finite values"),
         ({"X": np.full((6, 2), "a")}, r"X to be numeric"),
     ],
