@@ -218,14 +218,14 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
     if (
         not isinstance(image_shape, (tuple, list))
         or len(image_shape) != 2
-        or not all(isinstance(d, (int, np.integer)) and d > 0 for d in image_shape)
+        or not all(_positive_int(d) for d in image_shape)
     ):
         raise ValueError(
             "Expected image_shape to be (height, width). "
             f"Received: image_shape={image_shape!r}"
         )
     image_shape = tuple(image_shape)
-    if not isinstance(n, (int, np.integer)) or n < 1:
+    if not _positive_int(n):
         raise ValueError(f"Expected n to be a positive int. Received: n={n!r}")
 
     images = {}
@@ -356,6 +356,17 @@ def _check_embedding(Z, name):
             f"Expected {name} to be a 2-D embedding of shape (n_samples, 2); "
             f"keep two columns, e.g. {name}[:, :2]. Received: {name}.shape={Z.shape}"
         )
+    # Matplotlib would draw strings as categories and leave NaN points out.
+    if Z.dtype.kind not in "biuf":
+        raise ValueError(
+            f"Expected {name} to be numeric. Received: {name}.dtype={Z.dtype}"
+        )
+    n_bad = np.count_nonzero(~np.isfinite(Z))
+    if n_bad:
+        raise ValueError(
+            f"Expected {name} to contain only finite values. "
+            f"Received: {name} with {n_bad} NaN or infinite values"
+        )
     return Z
 
 
@@ -367,3 +378,12 @@ def _class_colors(cmap, n_classes):
     if cmap.N < 256:
         return cmap(np.arange(n_classes) % cmap.N)
     return cmap(np.linspace(0, 1, n_classes))
+
+
+def _positive_int(value):
+    # bool is an int to Python, but True images are no size.
+    return (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and value > 0
+    )

@@ -88,6 +88,8 @@ def test_plot_embedding_class_colors():
         (np.zeros(60), Y, r"Received: Z.shape=\(60,\)"),
         (Z, Y[:-1], r"y to be 1-D with one label per row of Z \(60\)"),
         (Z, Y[:, None], r"Received: y.shape=\(60, 1\)"),
+        (Z.astype(str), Y, r"Z to be numeric"),
+        (np.where(Z > 0.9, np.nan, Z), Y, r"Z to contain only finite values"),
     ],
 )
 def test_plot_embedding_validation(Z_bad, y_bad, match):
@@ -172,6 +174,9 @@ def test_plot_reconstructions_fewer_samples_than_n():
         ({"a": np.zeros((4, 64))}, (4, 4, 4), {}, r"image_shape=\(4, 4, 4\)"),
         ({"a": np.zeros((4, 64))}, 64, {}, r"image_shape=64"),
         ({"a": np.zeros((4, 64))}, (8, 8), {"n": 0}, r"Received: n=0"),
+        # bool is an int to Python.
+        ({"a": np.zeros((4, 64))}, (8, 8), {"n": True}, r"Received: n=True"),
+        ({"a": np.zeros((4, 1))}, (True, True), {}, r"image_shape=\(True, True\)"),
     ],
 )
 def test_plot_reconstructions_validation(rows, image_shape, kwargs, match):
