@@ -146,6 +146,8 @@ def load_mnist(data_home=None, *, download=True):
         fails. The message lists every place searched.
     ValueError
         If a file is corrupt, truncated or inconsistent.
+    TypeError
+        If ``data_home`` is not a path or None, or ``download`` is not a bool.
 
     See Also
     --------
@@ -171,6 +173,16 @@ def load_mnist(data_home=None, *, download=True):
     >>> mnist.test_index
     array([3])
     """
+    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
+        raise TypeError(
+            "Expected data_home to be a str, an os.PathLike or None. "
+            f"Received: data_home={data_home!r} of type {type(data_home).__name__}"
+        )
+    if not isinstance(download, (bool, np.bool_)):
+        # A string such as "no" is true: it would download.
+        raise TypeError(
+            f"Expected download to be a bool. Received: download={download!r}"
+        )
     if data_home is not None and Path(data_home).expanduser().is_file():
         raise ValueError(
             f"Expected data_home to be a directory holding {_MNIST_NPZ} or the "

@@ -267,8 +267,9 @@ def save(estimator, path):
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     TypeError
-        If ``estimator`` is not a skae estimator, or a fitted attribute is not
-        plain data or a Keras model.
+        If ``estimator`` is not a skae estimator, ``path`` is not a str or an
+        ``os.PathLike``, or a fitted attribute is not plain data or a Keras
+        model.
     OSError
         If the file cannot be written; ``path`` is then left as it was.
 
@@ -307,7 +308,7 @@ def save(estimator, path):
             f"Received: estimator of type {type(estimator).__qualname__}"
         )
     check_is_fitted(estimator)
-    path = os.fspath(path)
+    path = _fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(
             f"Expected a file path to save to. Received: path={path!r}, a directory"
@@ -473,6 +474,9 @@ def load(path, *, safe_mode=True):
         of zip archive), was written in a newer format than this skae reads, or
         holds Python code while ``safe_mode=True``. The message names the file.
         No estimator is returned in part.
+    TypeError
+        If ``path`` is not a str or an ``os.PathLike``, or ``safe_mode`` is not
+        a bool.
 
     See Also
     --------
@@ -491,7 +495,11 @@ def load(path, *, safe_mode=True):
     >>> loaded.n_iter_, loaded.get_params()["hidden_layer_sizes"]
     (2, (8,))
     """
-    path = os.fspath(path)
+    path = _fspath(path)
+    if not isinstance(safe_mode, (bool, np.bool_)):
+        raise TypeError(
+            f"Expected safe_mode to be a bool. Received: safe_mode={safe_mode!r}"
+        )
     # open() raises FileNotFoundError, IsADirectoryError, ... naming the path.
     with open(path, "rb") as f:
         data = f.read()
@@ -509,6 +517,17 @@ def load(path, *, safe_mode=True):
             "Expected a skae file written by AutoencoderTransformer.save. "
             f"Received: path={path!r}, {exc}"
         ) from (exc.__cause__ or None)
+
+
+def _fspath(path):
+    # os.fspath's own TypeError names neither the argument nor its value.
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(
+            "Expected path to be a str or an os.PathLike. "
+            f"Received: path={path!r} of type {type(path).__name__}"
+        ) from None
 
 
 def _load_bytes(data, path, safe_mode):

@@ -171,6 +171,18 @@ def test_load_mnist_refuses_a_file_as_data_home(tmp_path, monkeypatch):
         load_mnist(tmp_path / "mnist.npz")
 
 
+def test_load_mnist_checks_its_arguments_types(monkeypatch):
+    def no_download():
+        raise AssertionError("load_mnist tried to download")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", no_download)
+    with pytest.raises(TypeError, match=r"Received: data_home=3 of type int"):
+        load_mnist(3)
+    # "no" is true: it would download.
+    with pytest.raises(TypeError, match=r"Received: download='no'"):
+        load_mnist(download="no")
+
+
 def test_load_mnist_searches_where_keras_downloads(tmp_path, monkeypatch):
     # keras.utils.get_file caches in /tmp/.keras where its home is not
     # writable; os.access is faked, as root may write anywhere.

@@ -455,6 +455,16 @@ def test_missing_path_and_directory_raise_oserror(tmp_path):
         skae.load(tmp_path)
 
 
+def test_path_and_safe_mode_of_the_wrong_type_name_themselves(fitted, saved):
+    with pytest.raises(TypeError, match=r"Received: path=3 of type int"):
+        skae.load(3)
+    with pytest.raises(TypeError, match=r"Received: path=None of type NoneType"):
+        fitted.save(None)
+    # "no" is true: it must not turn safe mode on or off by accident.
+    with pytest.raises(TypeError, match=r"Received: safe_mode='no'"):
+        skae.load(saved, safe_mode="no")
+
+
 # -- code in the file ----------------------------------------------------------
 
 
