@@ -460,7 +460,7 @@ def test_path_and_safe_mode_of_the_wrong_type_name_themselves(fitted, saved):
         skae.load(3)
     with pytest.raises(TypeError, match=r"Received: path=None of type NoneType"):
         fitted.save(None)
-    # "no" is true: it must not turn safe mode on or off by accident.
+    # "no" is true: it would keep safe mode on against what was asked.
     with pytest.raises(TypeError, match=r"Received: safe_mode='no'"):
         skae.load(saved, safe_mode="no")
 
