@@ -1067,8 +1067,23 @@ class AutoencoderTransformer(
         }
 
     def _check_scaled_range(self, stats, offset, scale, loss):
-        lo = float(np.min((stats.data_min_ - offset) / scale))
-        hi = float(np.max((stats.data_max_ - offset) / scale))
+        with np.errstate(over="ignore", invalid="ignore"):
+            lo = float(np.min((stats.data_min_ - offset) / scale))
+            hi = float(np.max((stats.data_max_ - offset) / scale))
+        # The networks and their squared-error loss compute in float32, and
+        # the statistics (variance, noise) in float64: past either, training
+        # could only report a divergence.
+        limit = math.sqrt(np.finfo(np.float32).max)
+        finite = np.all(np.isfinite(stats.var_)) and np.all(np.isfinite(scale))
+        if not finite or max(abs(lo), abs(hi)) > limit:
+            raise ValueError(
+                f"Expected scaled values within ±{limit:.2g} (squared, within "
+                "float32, in which the networks compute) and a finite variance. "
+                "Received: X with values in "
+                f"[{float(np.min(stats.data_min_)):.3g}, "
+                f"{float(np.max(stats.data_max_)):.3g}] and "
+                f"scaling={self.scaling!r}; divide X by a constant first."
+            )
         if loss == "binary_crossentropy" and (lo < 0 or hi > 1):
             raise ValueError(
                 "Expected scaled inputs in [0, 1] for loss='binary_crossentropy'. "

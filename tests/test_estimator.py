@@ -498,6 +498,24 @@ def test_bad_parameters_name_themselves(params, match, digits):
         small(**params).fit(digits[0])
 
 
+@pytest.mark.parametrize("scaling", ["center", "standard", "minmax", None])
+def test_values_too_large_for_the_networks_are_refused_before_training(scaling):
+    # A variance of values near 1e200 overflows float64, and unscaled values
+    # of 1e30 overflow float32 once squared: training would only diverge.
+    X = np.random.RandomState(0).rand(40, 3)
+    big = X * (1e30 if scaling is None else 1e200)
+    with (
+        warnings.catch_warnings(),
+        pytest.raises(ValueError, match=rf"scaling={scaling!r}; divide X by"),
+    ):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        small(scaling=scaling).fit(big)
+    # Scaled, 1e30 is an ordinary range.
+    if scaling is not None:
+        ae = small(scaling=scaling, epochs=2).fit(X * 1e30)
+        assert np.all(np.isfinite(ae.inverse_transform(ae.transform(X * 1e30))))
+
+
 def test_binary_crossentropy_needs_unit_range_data(digits):
     with pytest.raises(ValueError, match=r"\[0, 1\].*scaling='minmax'"):
         small(loss="binary_crossentropy", scaling="center").fit(digits[0])
