@@ -231,6 +231,11 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
     images = {}
     for name, array in rows.items():
         array = np.asarray(array)
+        if array.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Expected rows[{name!r}] to hold numeric images. "
+                f"Received: rows[{name!r}].dtype={array.dtype}"
+            )
         if array.ndim < 2 or math.prod(array.shape[1:]) != math.prod(image_shape):
             raise ValueError(
                 f"Expected rows[{name!r}] to hold images of shape {image_shape}, "

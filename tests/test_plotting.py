@@ -176,6 +176,7 @@ def test_plot_reconstructions_fewer_samples_than_n():
         ({"a": np.zeros((4, 64))}, (8, 8), {"n": 0}, r"Received: n=0"),
         # bool is an int to Python.
         ({"a": np.zeros((4, 64))}, (8, 8), {"n": True}, r"Received: n=True"),
+        ({"a": np.full((4, 64), "x")}, (8, 8), {}, r"rows\['a'\].dtype=<U1"),
         ({"a": np.zeros((4, 1))}, (True, True), {}, r"image_shape=\(True, True\)"),
     ],
 )
