@@ -890,8 +890,6 @@ class AutoencoderTransformer(
         first = not self.__sklearn_is_fitted__()
         loss = "mse" if self.loss == "auto" else self.loss
         self._check_callbacks()
-        if not first:
-            self._check_same_networks()
         if first:
             self._reset()
             self._check_network_params()
@@ -902,6 +900,8 @@ class AutoencoderTransformer(
                     "for a fraction of variance needs all the data at once. "
                     f"Received: n_components={self.n_components!r}"
                 )
+        else:
+            self._check_same_networks()
         X, sample_shape = self._validate_X(X, reset=first)
         X = self._structure_input(X)
         scaling = self._resolve_scaling(X, loss)
