@@ -660,7 +660,32 @@ def _check_labels(y, n_samples, name, rows_of):
             f"Expected {name} to be 1-D with one label per row of {rows_of} "
             f"({n_samples}). Received: {name}.shape={y.shape}"
         )
+    if y.dtype.kind in "fO":
+        # A missing label is no class; classifiers and np.unique fail on it
+        # with messages that do not name the argument.
+        n_missing = sum(map(_is_missing, y.tolist()))
+        if n_missing:
+            raise ValueError(
+                f"Expected {name} to hold a label for every row. Received: {name} "
+                f"with {n_missing} missing (None, NaN or NA) labels"
+            )
+    if y.dtype.kind == "O":
+        try:
+            np.unique(y)
+        except TypeError:
+            kinds = sorted({type(label).__name__ for label in y.tolist()})
+            raise ValueError(
+                f"Expected {name} to hold labels of one comparable type. "
+                f"Received: {name} holding {', '.join(kinds)} labels"
+            ) from None
     return y
+
+
+def _is_missing(label):
+    try:
+        return label is None or bool(label != label)  # NaN is not itself
+    except TypeError:  # pandas.NA: its comparisons are NA, which has no truth
+        return True
 
 
 def _check_clusters(Z, y):

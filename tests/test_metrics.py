@@ -357,3 +357,28 @@ def test_metrics_refuse_sparse_and_complex_inputs():
         reconstruction_mse(sp.csr_matrix(np.eye(3)), np.eye(3))
     with pytest.raises(ValueError, match=r"X to be numeric.*complex128"):
         reconstruction_mse([[1 + 5j, 0]], [[1.0, 0.0]])
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        ([0, None, 1, 1], r"y with 1 missing"),
+        ([0.0, np.nan, 1.0, np.nan], r"y with 2 missing"),
+        (np.array(["a", 1, "b", 2], dtype=object), r"one comparable type.*int, str"),
+    ],
+)
+@pytest.mark.parametrize("metric", [silhouette, kmeans_ari])
+def test_cluster_metrics_refuse_missing_and_mixed_labels(metric, labels, match):
+    # np.unique and scikit-learn fail on these without naming the argument.
+    with pytest.raises(ValueError, match=r"Expected y to hold .*" + match):
+        metric(LINE, labels)
+
+
+def test_knn_accuracy_refuses_missing_labels():
+    pd = pytest.importorskip("pandas")
+    y_test = pd.Series(["a", pd.NA], dtype="string")
+    with pytest.raises(ValueError, match=r"Received: y_test with 1 missing"):
+        knn_accuracy(LINE, ["a", "a", "b", "b"], LINE[:2], y_test, n_neighbors=1)
+    # Labels of one kind in an object array are classes as usual.
+    y = np.array(["a", "a", "b", "b"], dtype=object)
+    assert knn_accuracy(LINE, y, LINE, y, n_neighbors=1) == 1.0
