@@ -4,6 +4,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+import scipy.sparse as sp
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
@@ -228,9 +229,15 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
     if not _positive_int(n):
         raise ValueError(f"Expected n to be a positive int. Received: n={n!r}")
 
-    images = {}
+    images, n_samples = {}, set()
     for name, array in rows.items():
-        array = np.asarray(array)
+        if sp.issparse(array):
+            # As the estimators take it: only the images shown are made dense
+            # (np.asarray would give a 0-d array of objects).
+            n_rows, array = array.shape[0], array.tocsr()[:n].toarray()
+        else:
+            array = np.asarray(array)
+            n_rows = len(array) if array.ndim else 0
         if array.dtype.kind not in "biuf":
             raise ValueError(
                 f"Expected rows[{name!r}] to hold numeric images. "
@@ -242,9 +249,9 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
                 f"one per row. Received: rows[{name!r}].shape={array.shape}"
             )
         images[name] = array
+        n_samples.add(n_rows)
     # Compared before keeping the first n: arrays of different lengths cannot
     # hold the same samples in the same order.
-    n_samples = {len(array) for array in images.values()}
     if len(n_samples) != 1 or 0 in n_samples:
         raise ValueError(
             "Expected every entry of rows to hold the same number (at least 1) of "

@@ -5,6 +5,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from matplotlib.colors import to_rgba
 
 from skae.plotting import (
@@ -90,6 +91,10 @@ def test_plot_embedding_class_colors():
         (Z, Y[:, None], r"Received: y.shape=\(60, 1\)"),
         (Z.astype(str), Y, r"Z to be numeric"),
         (np.where(Z > 0.9, np.nan, Z), Y, r"Z to contain only finite values"),
+        # A point without a label would vanish from the picture, or break the
+        # legend's sort.
+        (Z, np.where(Y == 1, np.nan, Y), r"Received: y with 20 missing"),
+        (Z, np.array(["a", None, "b"] * 20), r"Received: y with 20 missing"),
     ],
 )
 def test_plot_embedding_validation(Z_bad, y_bad, match):
@@ -144,6 +149,19 @@ def test_plot_reconstructions(tmp_path):
     clims = {image.get_clim() for ax in fig.axes for image in ax.get_images()}
     assert clims == {(X[:10].min(), X[:10].max())}
     assert saves_png(fig, tmp_path / "reconstructions.png")
+
+
+def test_plot_reconstructions_takes_sparse_rows():
+    X = RNG.random((12, 64)) * (RNG.random((12, 64)) > 0.5)
+    dense = plot_reconstructions({"original": X, "copy": X}, (8, 8), n=3)
+    for matrix in (sp.csr_matrix(X), sp.coo_array(X)):
+        fig = plot_reconstructions({"original": matrix, "copy": X}, (8, 8), n=3)
+        for ax, expected in zip(fig.axes, dense.axes, strict=True):
+            np.testing.assert_array_equal(
+                ax.get_images()[0].get_array(), expected.get_images()[0].get_array()
+            )
+    with pytest.raises(ValueError, match=r"same number.*rows\['copy'\].shape=\(4, 64"):
+        plot_reconstructions({"original": sp.csr_matrix(X), "copy": X[:4]}, (8, 8))
 
 
 def test_plot_reconstructions_fewer_samples_than_n():
