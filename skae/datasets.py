@@ -4,6 +4,7 @@ import gzip
 import os
 import zipfile
 import zlib
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
@@ -231,7 +232,7 @@ def train_test_split_dataset(dataset, *, test_size=None, random_state=None):
 
     Parameters
     ----------
-    dataset : :class:`~sklearn.utils.Bunch`
+    dataset : :class:`~sklearn.utils.Bunch` or dict
         As returned by :func:`load_digits` or :func:`load_mnist`: ``data``,
         ``target`` and, optionally, ``train_index`` and ``test_index``.
 
@@ -257,9 +258,16 @@ def train_test_split_dataset(dataset, *, test_size=None, random_state=None):
     >>> X_train.shape, X_test.shape
     ((898, 64), (899, 64))
     """
-    X, y = dataset.data, dataset.target
+    if not isinstance(dataset, Mapping) or not {"data", "target"} <= dataset.keys():
+        raise TypeError(
+            "Expected a Bunch (or dict) with 'data' and 'target', as load_digits "
+            "and load_mnist return. Received: dataset of type "
+            + type(dataset).__name__
+            + (f" with keys {list(dataset)}" if isinstance(dataset, Mapping) else "")
+        )
+    X, y = dataset["data"], dataset["target"]
     if test_size is None and "train_index" in dataset:
-        train, test = dataset.train_index, dataset.test_index
+        train, test = dataset["train_index"], dataset["test_index"]
         return X[train], X[test], y[train], y[test]
     return train_test_split(
         X,

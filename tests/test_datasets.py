@@ -305,3 +305,17 @@ def test_split_is_stratified_half_and_reproducible():
     assert np.abs(np.bincount(y_train) - np.bincount(y_test)).max() <= 1
     again = train_test_split_dataset(digits, random_state=0)
     np.testing.assert_array_equal(again[1], X_test)
+
+
+def test_split_takes_a_dict_and_refuses_other_containers():
+    digits = load_digits()
+    expected = train_test_split_dataset(digits, random_state=0)
+    as_dict = {"data": digits.data, "target": digits.target}
+    for got, want in zip(
+        train_test_split_dataset(as_dict, random_state=0), expected, strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match=r"Received: dataset of type tuple$"):
+        train_test_split_dataset((digits.data, digits.target))
+    with pytest.raises(TypeError, match=r"dict with keys \['X', 'y'\]"):
+        train_test_split_dataset({"X": digits.data, "y": digits.target})
