@@ -109,17 +109,19 @@ def pca_basis(Xs, n_components, random_state=None):
     # 153 randomized components gave a validation R² of 0.94999, exact 0.95007).
     solver = "covariance_eigh" if n_features <= 1000 else "auto"
     pca = PCA(n_components=n_fit, svd_solver=solver, random_state=random_state)
-    pca.fit(Xs)
+    # Constant data has no variance to explain: PCA's ratios are 0 / 0, with a
+    # RuntimeWarning about a division the user did not write.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pca.fit(Xs)
     total = float(np.sum(Xs.var(axis=0, ddof=1)))
+    ratio = pca.explained_variance_ratio_ if total > 0 else np.zeros(n_fit)
     pad = n_components - n_fit
     residual = max(total - float(np.sum(pca.explained_variance_)), 0.0)
     return Bunch(
         components=np.vstack([pca.components_, np.zeros((pad, n_features))]),
         mean=pca.mean_,
         explained_variance=np.concatenate([pca.explained_variance_, np.zeros(pad)]),
-        explained_variance_ratio=np.concatenate(
-            [pca.explained_variance_ratio_, np.zeros(pad)]
-        ),
+        explained_variance_ratio=np.concatenate([ratio, np.zeros(pad)]),
         total_variance=total,
         residual_variance=residual / n_features,
     )

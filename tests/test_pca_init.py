@@ -7,6 +7,7 @@ round trip in safe mode, and be reproducible given the seed.
 
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -150,6 +151,14 @@ def test_more_components_than_the_rank_pads_with_zeros():
     )
     assert _run(encoder, Xs).shape == (3, 4)
     assert _run(decoder, _run(encoder, Xs)).shape == (3, 5)
+
+
+def test_constant_data_explains_nothing_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        basis = pca_basis(np.ones((10, 3)), 2, random_state=0)
+    np.testing.assert_array_equal(basis.explained_variance_ratio, [0.0, 0.0])
+    assert basis.total_variance == 0.0
 
 
 def test_basis_summary(scaled_digits):
