@@ -1213,6 +1213,7 @@ class AutoencoderTransformer(
         Images are flattened first, so that ``n_features_in_`` counts values
         (784 for 28x28 images) and scaling works per value as for rows.
         """
+        X = _streaming.dense_frame(X)
         if _streaming.is_streamable(X):
             return self._validate_streamed(X, reset=reset)
         kwargs = {"dtype": [np.float64, np.float32], "reset": reset}

@@ -90,6 +90,29 @@ def is_streamable(X):
     )
 
 
+def dense_frame(X):
+    """X, or a dense copy of a pandas DataFrame whose columns are all sparse.
+
+    scikit-learn turns such a frame into a SciPy matrix, which fails for a
+    fill value other than 0 and which ``validate_data`` then refuses as
+    sparse; as a dense frame it keeps its column names, as the frames with
+    only some sparse columns, which scikit-learn densifies, do.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"a": pd.arrays.SparseArray([0.0, 1.0])})
+    >>> dense_frame(frame).dtypes.tolist()
+    [dtype('float64')]
+    """
+    if hasattr(X, "columns") and type(X).__module__.startswith("pandas"):
+        # The accessor exists only when every column is sparse.
+        accessor = getattr(X, "sparse", None)
+        if accessor is not None:
+            return accessor.to_dense()
+    return X
+
+
 def _is_frame(X):
     module = type(X).__module__.partition(".")[0]
     return (

@@ -25,6 +25,8 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils import check_array, check_random_state
 
+from ._streaming import dense_frame
+
 __all__ = [
     "calinski_harabasz",
     "davies_bouldin",
@@ -590,6 +592,7 @@ def _as_rows(X):
 
 
 def _as_array(array):
+    array = dense_frame(array)
     if hasattr(array, "dtypes"):
         # np.asarray turns pandas' nullable Float64 / Int64 columns into
         # objects; scikit-learn's conversion gives floats (missing ones NaN),

@@ -408,6 +408,27 @@ def test_set_output_pandas(digits):
     np.testing.assert_array_equal(ae.feature_names_in_, frame.columns)
 
 
+@pytest.mark.parametrize("fill_value", [0.0, np.nan])
+def test_all_sparse_pandas_columns_are_taken_as_their_values(digits, fill_value):
+    # scikit-learn turns such a frame into a SciPy matrix (which fails for a
+    # fill value other than 0) and validate_data then refuses it as sparse.
+    pd = pytest.importorskip("pandas")
+    X = digits[0][:100]
+    frame = pd.DataFrame(
+        {
+            f"px{i}": pd.arrays.SparseArray(X[:, i], fill_value=fill_value)
+            for i in range(64)
+        }
+    )
+    ae = small(epochs=2).fit(frame)
+    np.testing.assert_array_equal(ae.feature_names_in_, frame.columns)
+    # As for any frame, its column-major values sum in another order: equal
+    # to round-off.
+    dense = small(epochs=2).fit(X)
+    np.testing.assert_allclose(ae.transform(frame), dense.transform(X), atol=1e-9)
+    assert ae.score(frame) == pytest.approx(dense.score(X), rel=1e-9)
+
+
 def test_set_output_polars(digits):
     pl = pytest.importorskip("polars")
     X, _ = digits

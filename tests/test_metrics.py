@@ -350,6 +350,15 @@ def test_metrics_take_nullable_pandas_columns():
     assert scorer(pca, frame) == pytest.approx(scorer(pca, X), rel=1e-12)
 
 
+def test_metrics_take_all_sparse_pandas_columns():
+    pd = pytest.importorskip("pandas")
+    X = np.array([[0.0, 1.0], [2.0, 0.0], [0.0, 0.0]])
+    frame = pd.DataFrame(
+        {c: pd.arrays.SparseArray(X[:, c], fill_value=np.nan) for c in range(2)}
+    )
+    assert reconstruction_mse(frame, X + 1) == 1.0
+
+
 def test_metrics_refuse_sparse_and_complex_inputs():
     # np.asarray of a sparse matrix is a 0-d object array; complex values
     # would lose their imaginary part in the float64 cast.
