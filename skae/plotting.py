@@ -231,13 +231,10 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
 
     images, n_samples = {}, set()
     for name, array in rows.items():
-        if sp.issparse(array):
-            # As the estimators take it: only the images shown are made dense
-            # (np.asarray would give a 0-d array of objects).
-            n_rows, array = array.shape[0], array.tocsr()[:n].toarray()
-        else:
-            array = np.asarray(array)
-            n_rows = len(array) if array.ndim else 0
+        shape = np.shape(array)
+        # Sparse rows, as the estimators take: only the images shown are made
+        # dense (np.asarray would give a 0-d array of objects).
+        array = array.tocsr()[:n].toarray() if sp.issparse(array) else np.asarray(array)
         if array.dtype.kind not in "biuf":
             raise ValueError(
                 f"Expected rows[{name!r}] to hold numeric images. "
@@ -246,10 +243,10 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
         if array.ndim < 2 or math.prod(array.shape[1:]) != math.prod(image_shape):
             raise ValueError(
                 f"Expected rows[{name!r}] to hold images of shape {image_shape}, "
-                f"one per row. Received: rows[{name!r}].shape={array.shape}"
+                f"one per row. Received: rows[{name!r}].shape={shape}"
             )
         images[name] = array
-        n_samples.add(n_rows)
+        n_samples.add(shape[0])
     # Compared before keeping the first n: arrays of different lengths cannot
     # hold the same samples in the same order.
     if len(n_samples) != 1 or 0 in n_samples:

@@ -175,6 +175,13 @@ def test_plot_reconstructions_fewer_samples_than_n():
     [
         ({}, (8, 8), {}, r"non-empty dict of image arrays"),
         ({"a": np.zeros((4, 60))}, (8, 8), {}, r"rows\['a'\].shape=\(4, 60\)"),
+        # The shape given, not that of the first n rows made dense.
+        (
+            {"a": sp.csr_matrix((100, 60))},
+            (8, 8),
+            {},
+            r"rows\['a'\].shape=\(100, 60\)",
+        ),
         ({"a": np.zeros(64)}, (8, 8), {}, r"rows\['a'\].shape=\(64,\)"),
         (
             {"a": np.zeros((4, 64)), "b": np.zeros((2, 64))},
