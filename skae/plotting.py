@@ -231,10 +231,13 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
 
     images, n_samples = {}, set()
     for name, array in rows.items():
-        shape = np.shape(array)
-        # Sparse rows, as the estimators take: only the images shown are made
-        # dense (np.asarray would give a 0-d array of objects).
-        array = array.tocsr()[:n].toarray() if sp.issparse(array) else np.asarray(array)
+        if sp.issparse(array):
+            # As the estimators take it: only the images shown are made dense
+            # (np.asarray would give a 0-d array of objects).
+            shape, array = array.shape, array.tocsr()[:n].toarray()
+        else:
+            array = np.asarray(array)
+            shape = array.shape
         if array.dtype.kind not in "biuf":
             raise ValueError(
                 f"Expected rows[{name!r}] to hold numeric images. "
