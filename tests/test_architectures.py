@@ -123,13 +123,25 @@ COMPLIANCE = [
 ]
 
 
-# sklearn's two sparse checks refit on ten sparse formats, about 7 s per
-# configuration. These configurations read sparse input exactly as the default
-# estimator does, whose checks (tests/test_estimator.py) run in the default
-# run, so here they run with ``-m slow`` (tests/conftest.py applies the mark).
+# Checks that belong to ``-m slow`` for some configurations: sklearn's two
+# sparse checks refit on ten sparse formats (about 7 s a configuration), and
+# three more feed the same data in other containers and dtypes. The
+# configurations named here read their input exactly as the default estimator
+# does, whose checks (tests/test_estimator.py) run in the default run; the
+# fractional code size reads sparse input as "pca-init" does, which keeps them.
+_INPUT_CHECKS = (
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimators_dtypes",
+    "check_transformer_data_not_an_array",
+    "check_dtype_object",
+)
 SLOW_CHECKS = {
-    name: ("check_estimator_sparse_array", "check_estimator_sparse_matrix")
-    for name in ("linear", "sparse", "denoising", "sigmoid-code", "user-networks")
+    **{
+        name: _INPUT_CHECKS
+        for name in ("linear", "sparse", "denoising", "sigmoid-code", "user-networks")
+    },
+    "variance-fraction": _INPUT_CHECKS[:2],
 }
 
 
