@@ -123,12 +123,13 @@ COMPLIANCE = [
 ]
 
 
-# Checks that belong to ``-m slow`` for some configurations: sklearn's two
-# sparse checks refit on ten sparse formats (about 7 s a configuration), and
-# three more feed the same data in other containers and dtypes. The
-# configurations named here read their input exactly as the default estimator
-# does, whose checks (tests/test_estimator.py) run in the default run; the
-# fractional code size reads sparse input as "pca-init" does, which keeps them.
+# Checks that run only with ``-m slow`` (tests/conftest.py applies the mark)
+# for some configurations: sklearn's two sparse checks refit on ten sparse
+# formats (about 7 s a configuration), and three more feed the same data in
+# other containers and dtypes. The configurations named here read their input
+# exactly as the default estimator does, whose checks (tests/test_estimator.py)
+# run in the default run; the fractional code size reads sparse input as
+# "pca-init" does, which keeps them.
 _INPUT_CHECKS = (
     "check_estimator_sparse_array",
     "check_estimator_sparse_matrix",
