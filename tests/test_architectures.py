@@ -137,13 +137,17 @@ _INPUT_CHECKS = (
     "check_transformer_data_not_an_array",
     "check_dtype_object",
 )
-SLOW_CHECKS = {
-    **{
-        name: _INPUT_CHECKS
-        for name in ("linear", "sparse", "denoising", "sigmoid-code", "user-networks")
-    },
-    "variance-fraction": _INPUT_CHECKS,
-}
+SLOW_CHECKS = dict.fromkeys(
+    (
+        "linear",
+        "sparse",
+        "denoising",
+        "sigmoid-code",
+        "user-networks",
+        "variance-fraction",
+    ),
+    _INPUT_CHECKS,
+)
 
 
 def is_slow_check(estimator, check):
