@@ -229,7 +229,7 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
     if not _positive_int(n):
         raise ValueError(f"Expected n to be a positive int. Received: n={n!r}")
 
-    images, n_samples = {}, set()
+    images, shapes = {}, {}
     for name, array in rows.items():
         if sp.issparse(array):
             # As the estimators take it: only the images shown are made dense
@@ -248,15 +248,17 @@ def plot_reconstructions(rows, image_shape, *, n=10, cmap="gray"):
                 f"Expected rows[{name!r}] to hold images of shape {image_shape}, "
                 f"one per row. Received: rows[{name!r}].shape={shape}"
             )
-        images[name] = array
-        n_samples.add(shape[0])
+        images[name], shapes[name] = array, shape
     # Compared before keeping the first n: arrays of different lengths cannot
     # hold the same samples in the same order.
+    n_samples = {shape[0] for shape in shapes.values()}
     if len(n_samples) != 1 or 0 in n_samples:
         raise ValueError(
             "Expected every entry of rows to hold the same number (at least 1) of "
             "images. Received: "
-            + ", ".join(f"rows[{name!r}].shape={np.shape(rows[name])}" for name in rows)
+            + ", ".join(
+                f"rows[{name!r}].shape={shape}" for name, shape in shapes.items()
+            )
         )
     n_images = min(n_samples.pop(), n)
     images = {
