@@ -112,8 +112,9 @@ class AutoencoderTransformer(
         (possibly None); a callable adapts to any number of features. Define it
         at module level (not as a lambda) for the transformer to pickle.
         Scaling, loss, optimizer and training parameters apply as usual;
-        ``hidden_layer_sizes``, the activations and ``code_l1`` only shape the
-        built-in networks, so they are ignored for a user-supplied half.
+        ``hidden_layer_sizes``, the activations, ``normalization`` and
+        ``code_l1`` only shape the built-in networks, so they are ignored for
+        a user-supplied half.
 
     decoder : keras.Model, callable or None, default=None
         The same for the decoder, called as ``decoder(input_shape,
@@ -145,6 +146,14 @@ class AutoencoderTransformer(
     output_activation : "auto", str or None, default="auto"
         Activation of the reconstruction. "auto": "sigmoid" when the input is
         scaled to [0, 1] (``scaling="minmax"``), else linear.
+
+    normalization : {None, "layer"}, default=None
+        "layer" puts a :class:`keras.layers.LayerNormalization` between each
+        of the encoder's hidden layers and its activation (the decoder is left
+        plain). It steadies the training of deep encoders under the structure
+        term: with ``activation="gelu"`` and four hidden layers of 128 it
+        raised MNIST 10k's held-out 2-D kNN accuracy from 0.921 to 0.933
+        (seeds 0-2; see the user guide's page on structure).
 
     scaling : {"auto", "center", "standard", "minmax"} or None, default="auto"
         How the input is scaled before training; ``inverse_transform`` undoes it.
@@ -365,6 +374,7 @@ class AutoencoderTransformer(
         "activation": [str, None],
         "code_activation": [str, None],
         "output_activation": [str, None],
+        "normalization": [StrOptions({"layer"}), None],
         "scaling": [StrOptions({"auto", *SCALINGS}), None],
         "loss": [StrOptions({"auto", *_training.LOSSES})],
         "code_l1": [Interval(Real, 0, None, closed="left")],
@@ -401,6 +411,7 @@ class AutoencoderTransformer(
         activation="relu",
         code_activation=None,
         output_activation="auto",
+        normalization=None,
         scaling="auto",
         loss="auto",
         code_l1=0.0,
@@ -430,6 +441,7 @@ class AutoencoderTransformer(
         self.activation = activation
         self.code_activation = code_activation
         self.output_activation = output_activation
+        self.normalization = normalization
         self.scaling = scaling
         self.loss = loss
         self.code_l1 = code_l1
@@ -1369,6 +1381,7 @@ class AutoencoderTransformer(
                 code_activation=self.code_activation,
                 output_activation=output_activation,
                 code_l1=float(self.code_l1),
+                normalization=self.normalization,
                 seed=seed,
             )
             if encoder is None:

@@ -36,7 +36,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils import Bunch
 
 from ._streaming import ScalingStats
-from .architectures import _dense
+from .architectures import _check_normalization, _dense, _encoder_hidden
 
 __all__ = ["build_pca_dense", "pca_basis", "pca_r2_curve", "select_n_components"]
 
@@ -148,6 +148,7 @@ def build_pca_dense(
     code_activation=None,
     output_activation=None,
     code_l1=0.0,
+    normalization=None,
     seed=0,
     trainable_linear=True,
 ):
@@ -191,6 +192,9 @@ def build_pca_dense(
         cannot start at PCA, and raises a ValueError.
     code_l1 : float, default=0.0
         L1 activity penalty on the code (a sparse code when > 0).
+    normalization : {None, "layer"}, default=None
+        Normalisation of the encoder correction's hidden layers, as
+        :func:`~skae.architectures.build_dense`'s.
     seed : int, default=0
         Seed of the corrections' hidden-layer initialisers.
     trainable_linear : bool, default=True
@@ -231,6 +235,7 @@ def build_pca_dense(
     """
     _check_linear("code_activation", code_activation)
     _check_linear("output_activation", output_activation)
+    _check_normalization(normalization)
     hidden_layer_sizes = tuple(hidden_layer_sizes)
     shape = tuple(n_features) if isinstance(n_features, (tuple, list)) else None
     if shape is not None:
@@ -257,7 +262,9 @@ def build_pca_dense(
     if hidden_layer_sizes:
         h = x
         for i, units in enumerate(hidden_layer_sizes):
-            h = _dense(units, activation, seed + i, f"encoder_{i}")(h)
+            h = _encoder_hidden(
+                _dense, units, activation, normalization, seed + i, f"encoder_{i}"
+            )(h)
         correction = _zero_dense(n_components, "code_correction")(h)
         code = keras.layers.Add(name="code" if not code_l1 else "code_sum")(
             [code, correction]

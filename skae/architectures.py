@@ -13,6 +13,9 @@ import numpy as np
 
 __all__ = ["auto_hidden_layer_sizes", "build_conv", "build_dense"]
 
+# What may stand between an encoder's hidden layer and its activation.
+NORMALIZATIONS = (None, "layer")
+
 
 def auto_hidden_layer_sizes(n_features, n_components, *, structure=False):
     """Hidden layer widths for ``hidden_layer_sizes="auto"``.
@@ -74,6 +77,29 @@ def _dense(units, activation, seed, name, **kwargs):
     )
 
 
+def _encoder_hidden(make, units, activation, normalization, seed, name):
+    """``make(units, activation, seed, name)``, layer-normalised if asked.
+
+    LayerNormalization sits between the layer and its activation, as in Ba et
+    al. (2016): the activation sees standardised inputs, whatever scale the
+    layer's weights drift to while the code is pulled about.
+    """
+    if normalization is None:
+        return make(units, activation, seed, name)
+    layer = make(units, None, seed, name)
+    norm = keras.layers.LayerNormalization(name=f"{name}_norm")
+    act = keras.layers.Activation(activation, name=f"{name}_activation")
+    return lambda h: act(norm(layer(h)))
+
+
+def _check_normalization(normalization):
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"Expected normalization to be one of {NORMALIZATIONS}. Received: "
+            f"normalization={normalization!r}"
+        )
+
+
 def build_dense(
     n_features,
     n_components,
@@ -83,6 +109,7 @@ def build_dense(
     code_activation=None,
     output_activation=None,
     code_l1=0.0,
+    normalization=None,
     seed=0,
 ):
     """Build a symmetric dense encoder and decoder.
@@ -105,6 +132,10 @@ def build_dense(
         Activation of the reconstruction (None: linear).
     code_l1 : float, default=0.0
         L1 activity penalty on the code (a sparse code when > 0).
+    normalization : {None, "layer"}, default=None
+        "layer" puts a :class:`keras.layers.LayerNormalization` between each
+        of the encoder's hidden layers and its activation; the decoder is
+        left plain.
     seed : int, default=0
         Seed of the weight initialisers.
 
@@ -124,6 +155,7 @@ def build_dense(
     >>> encoder.input_shape, decoder.output_shape
     ((None, 28, 28), (None, 28, 28))
     """
+    _check_normalization(normalization)
     hidden_layer_sizes = tuple(hidden_layer_sizes)
     shape = tuple(n_features) if isinstance(n_features, (tuple, list)) else None
     if shape is not None:
@@ -133,7 +165,9 @@ def build_dense(
     if shape is not None and len(shape) > 1:
         h = keras.layers.Flatten(name="flatten")(h)
     for i, units in enumerate(hidden_layer_sizes):
-        h = _dense(units, activation, seed + i, f"encoder_{i}")(h)
+        h = _encoder_hidden(
+            _dense, units, activation, normalization, seed + i, f"encoder_{i}"
+        )(h)
     code = _dense(
         n_components,
         code_activation,
@@ -199,6 +233,7 @@ def build_conv(
     code_activation=None,
     output_activation=None,
     code_l1=0.0,
+    normalization=None,
     seed=0,
 ):
     """Build a convolutional encoder and an upsampling decoder for images.
@@ -231,6 +266,10 @@ def build_conv(
         Activation of the reconstruction (None: linear).
     code_l1 : float, default=0.0
         L1 activity penalty on the code (a sparse code when > 0).
+    normalization : {None, "layer"}, default=None
+        "layer" puts a :class:`keras.layers.LayerNormalization` (over the
+        channels of each pixel) between each of the encoder's convolutions
+        and its activation; the decoder is left plain.
     seed : int, default=0
         Seed of the weight initialisers.
 
@@ -256,6 +295,7 @@ def build_conv(
     >>> encoder.output_shape, decoder.input_shape, decoder.output_shape
     ((None, 2), (None, 2), (None, 28, 28, 1))
     """
+    _check_normalization(normalization)
     input_shape = tuple(int(d) for d in input_shape)
     height, width, channels = _image_shape(input_shape)
     filters = tuple(filters)
@@ -265,7 +305,14 @@ def build_conv(
     h = keras.layers.Reshape((height, width, channels), name="to_image")(inputs)
     sizes = [(height, width)]
     for i, n_filters in enumerate(filters):
-        h = _conv(n_filters, activation, next(seeds), f"encoder_conv_{i}")(h)
+        h = _encoder_hidden(
+            _conv,
+            n_filters,
+            activation,
+            normalization,
+            next(seeds),
+            f"encoder_conv_{i}",
+        )(h)
         h = keras.layers.MaxPooling2D(2, padding="same", name=f"encoder_pool_{i}")(h)
         sizes.append(tuple(-(-s // 2) for s in sizes[-1]))
     map_shape = (*sizes[-1], filters[-1] if filters else channels)

@@ -82,6 +82,7 @@ ARCHITECTURES = {
     # Both corruptions at once: Gaussian noise, then masking.
     "denoising": dict(noise=0.2, masking=0.3),
     "sigmoid-code": dict(code_activation="sigmoid"),
+    "layer-norm": dict(normalization="layer"),
     "conv": dict(architecture="conv"),
     "user-networks": dict(encoder=small_encoder, decoder=small_decoder),
     "pca-init": dict(init="pca"),
@@ -108,8 +109,8 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 # The checks cost about 30 s of CPU per architecture; these are the ones whose
-# code paths differ from the default's ("linear-str" and "deep" only change
-# layer settings and are covered by the tests below).
+# code paths differ from the default's ("linear-str", "deep" and "layer-norm"
+# only change layer settings and are covered by the tests below).
 COMPLIANCE = [
     "linear",
     "sparse",
@@ -578,6 +579,53 @@ def test_user_network_shapes_are_checked(digits, params, error, message):
     X, _ = digits
     with pytest.raises(error, match=message):
         AutoencoderTransformer(**TINY, **params).fit(X)
+
+
+def _layer_kinds(model):
+    return [type(layer).__name__ for layer in model.layers]
+
+
+@pytest.mark.parametrize(
+    "build, hidden_kind",
+    [(build_dense, "Dense"), (build_conv, "Conv2D")],
+)
+def test_layer_normalization_sits_between_encoder_layers_and_activations(
+    build, hidden_kind
+):
+    encoder, decoder = build(
+        (8, 8), 2, (6, 4), activation="gelu", normalization="layer"
+    )
+    kinds = _layer_kinds(encoder)
+    norms = [i for i, kind in enumerate(kinds) if kind == "LayerNormalization"]
+    assert len(norms) == 2
+    for at in norms:
+        assert kinds[at - 1] == hidden_kind and kinds[at + 1] == "Activation"
+        assert encoder.layers[at - 1].activation.__name__ == "linear"
+        assert encoder.layers[at + 1].activation.__name__ == "gelu"
+    # The decoder is left plain.
+    assert "LayerNormalization" not in _layer_kinds(decoder)
+    plain, _ = build((8, 8), 2, (6, 4), activation="gelu")
+    assert "LayerNormalization" not in _layer_kinds(plain)
+
+
+def test_layer_normalization_gives_the_same_codes_for_rescaled_hidden_weights(digits):
+    # What normalising buys: scaling a hidden layer's weights and bias (as
+    # training can drift them) leaves the code unchanged.
+    X, _ = digits
+    ae = make("layer-norm").fit(X)
+    before = ae.transform(X)
+    layer = ae.encoder_.get_layer("encoder_0")
+    layer.set_weights([3.0 * w for w in layer.get_weights()])
+    np.testing.assert_allclose(ae.transform(X), before, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("build", [build_dense, build_conv])
+@pytest.mark.parametrize("value", ["batch", True, "Layer"])
+def test_unknown_normalization_is_refused(build, value):
+    with pytest.raises(ValueError, match=f"normalization={value!r}"):
+        build((8, 8), 2, (4,), normalization=value)
+    with pytest.raises(ValueError, match="'normalization' parameter"):
+        AutoencoderTransformer(normalization=value, **TINY).fit(np.ones((10, 3)))
 
 
 def test_builders_agree_with_the_estimator():

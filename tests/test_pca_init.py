@@ -73,6 +73,18 @@ def test_untrained_model_is_pca(scaled_digits, scaling, n_components, hidden):
     )
 
 
+def test_untrained_model_is_pca_with_a_layer_normalized_correction(scaled_digits):
+    Xs = scaled_digits["center"]
+    encoder, decoder = _build(Xs, 8, normalization="layer")
+    assert "LayerNormalization" in [type(layer).__name__ for layer in encoder.layers]
+    pca = PCA(8, random_state=0).fit(Xs.astype(np.float64))
+    codes = _run(encoder, Xs)
+    np.testing.assert_allclose(codes, pca.transform(Xs), atol=1e-5)
+    np.testing.assert_allclose(
+        _run(decoder, codes), pca.inverse_transform(codes), atol=1e-5
+    )
+
+
 def test_minmax_data_is_not_centred(scaled_digits):
     # Guards the test above: it would pass without biases on centred data.
     assert np.abs(scaled_digits["minmax"].mean(axis=0)).max() > 0.1

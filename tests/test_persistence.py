@@ -206,6 +206,17 @@ def test_any_plain_data_state_round_trips(fitted, X, tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
 
 
+def test_layer_normalized_encoder_round_trips_in_safe_mode(X, tmp_path):
+    ae = _make_estimator(normalization="layer", activation="gelu").fit(X)
+    loaded = skae.load(ae.save(tmp_path / "ae.skae"))
+    assert loaded.get_params()["normalization"] == "layer"
+    np.testing.assert_array_equal(loaded.transform(X), ae.transform(X))
+    np.testing.assert_array_equal(
+        loaded.inverse_transform(ae.transform(X)),
+        ae.inverse_transform(ae.transform(X)),
+    )
+
+
 def test_fraction_of_variance_search_round_trips(X, tmp_path):
     ae = _make_estimator(n_components=0.8).fit(X)
     loaded = skae.load(ae.save(tmp_path / "ae.skae"))
