@@ -30,6 +30,7 @@ from ._scaling import SCALINGS
 from ._structure import neighbour_graph
 from .architectures import (
     CONV_AUTO_FILTERS,
+    NORMALIZATIONS,
     _seeded_python_random,
     _user_network,
     auto_hidden_layer_sizes,
@@ -374,7 +375,7 @@ class AutoencoderTransformer(
         "activation": [str, None],
         "code_activation": [str, None],
         "output_activation": [str, None],
-        "normalization": [StrOptions({"layer"}), None],
+        "normalization": [StrOptions(set(NORMALIZATIONS)), None],
         "scaling": [StrOptions({"auto", *SCALINGS}), None],
         "loss": [StrOptions({"auto", *_training.LOSSES})],
         "code_l1": [Interval(Real, 0, None, closed="left")],

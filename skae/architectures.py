@@ -13,8 +13,9 @@ import numpy as np
 
 __all__ = ["auto_hidden_layer_sizes", "build_conv", "build_dense"]
 
-# What may stand between an encoder's hidden layer and its activation.
-NORMALIZATIONS = (None, "layer")
+# What may stand between an encoder's hidden layer and its activation (None:
+# nothing).
+NORMALIZATIONS = ("layer",)
 
 
 def auto_hidden_layer_sizes(n_features, n_components, *, structure=False):
@@ -93,10 +94,10 @@ def _encoder_hidden(make, units, activation, normalization, seed, name):
 
 
 def _check_normalization(normalization):
-    if normalization not in NORMALIZATIONS:
+    if normalization is not None and normalization not in NORMALIZATIONS:
         raise ValueError(
-            f"Expected normalization to be one of {NORMALIZATIONS}. Received: "
-            f"normalization={normalization!r}"
+            f"Expected normalization to be None or one of {NORMALIZATIONS}. "
+            f"Received: normalization={normalization!r}"
         )
 
 
