@@ -621,9 +621,13 @@ def test_layer_normalization_gives_the_same_codes_for_rescaled_hidden_weights(di
 
 @pytest.mark.parametrize("build", [build_dense, build_conv])
 @pytest.mark.parametrize("value", ["batch", True, "Layer"])
-def test_unknown_normalization_is_refused(build, value):
+def test_unknown_normalization_is_refused_by_the_builders(build, value):
     with pytest.raises(ValueError, match=f"normalization={value!r}"):
         build((8, 8), 2, (4,), normalization=value)
+
+
+@pytest.mark.parametrize("value", ["batch", True, "Layer"])
+def test_unknown_normalization_is_refused_by_the_estimator(value):
     with pytest.raises(ValueError, match="'normalization' parameter"):
         AutoencoderTransformer(normalization=value, **TINY).fit(np.ones((10, 3)))
 
