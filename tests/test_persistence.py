@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 import sklearn
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 
 import skae
 from skae import AutoencoderTransformer, persistence
@@ -131,6 +131,41 @@ def test_round_trip_in_fresh_subprocess(fitted, saved, X, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "identical"
+
+
+LEGACY = os.path.join(os.path.dirname(__file__), "data")
+
+
+@pytest.mark.parametrize("name", ["dense", "conv"])
+@pytest.mark.parametrize("kind", ["skae", "pkl"])
+def test_files_of_earlier_versions_load_and_give_the_same_arrays(name, kind):
+    """Files written before the package's inside was reorganised still load."""
+    sys.path.insert(0, LEGACY)
+    try:
+        from make_legacy_files import legacy_data
+    finally:
+        sys.path.remove(LEGACY)
+    _, X_test, _, images_test = legacy_data()
+    data = X_test if name == "dense" else images_test
+    path = os.path.join(LEGACY, f"legacy_{name}.{kind}")
+    if kind == "skae":
+        ae = skae.load(path)
+    else:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            # Written by the scikit-learn of its day; CI may install a newer one.
+            warnings.simplefilter("ignore", InconsistentVersionWarning)
+            ae = pickle.load(f)
+    expected = np.load(os.path.join(LEGACY, "legacy_outputs.npz"))
+    codes = ae.transform(data)
+    np.testing.assert_array_equal(codes, expected[f"{name}_codes"])
+    np.testing.assert_array_equal(
+        ae.inverse_transform(codes), expected[f"{name}_rebuilt"]
+    )
+    np.testing.assert_array_equal(ae.score_samples(data), expected[f"{name}_scores"])
+    # And they train on: partial_fit continues from the saved stream state.
+    n_iter = ae.n_iter_
+    ae.partial_fit(data)
+    assert ae.n_iter_ == n_iter + 1
 
 
 def test_pickle_and_joblib_round_trip(fitted, X, tmp_path):
