@@ -56,6 +56,7 @@ def _r2(X, X_hat):
 
 def main(argv=None):
     from skae import AutoencoderTransformer
+    from skae._params import make_plan
 
     args = parse_args(argv)
     out = Path(args.out)
@@ -112,7 +113,10 @@ def main(argv=None):
                     )
                 row[init] = values
                 row[f"{init}_fit_seconds"] = times
-            row["default"] = AutoencoderTransformer(k)._resolve_init("mse")
+            # The start init="auto" picks, read from the plan a fit would make.
+            row["default"] = make_plan(
+                AutoencoderTransformer(k), incremental=False
+            ).init
             rows.append(row)
         searches = []
         for target in TARGETS:

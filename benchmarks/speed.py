@@ -182,7 +182,7 @@ def _resolved_batch_size(estimator, n_train):
         return int(estimator.batch_size)
     # skae does not expose the batch size it chose ("auto"); use its own rule
     # rather than copying it here.
-    from skae._estimator import _auto_batch_size
+    from skae._params import auto_batch_size as _auto_batch_size
 
     return int(_auto_batch_size(n_train))
 

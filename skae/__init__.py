@@ -17,7 +17,7 @@ if keras.backend.backend() != "tensorflow":
     )
 
 from ._estimator import AutoencoderTransformer
+from ._version import __version__
 from .persistence import load
 
-__version__ = "0.1.0.dev0"
 __all__ = ["AutoencoderTransformer", "__version__", "load"]

@@ -32,13 +32,20 @@ from numbers import Integral, Real
 
 import keras
 import numpy as np
-from sklearn.decomposition import PCA
+from sklearn.decomposition import PCA, IncrementalPCA
 from sklearn.utils import Bunch
 
-from ._streaming import ScalingStats
+from ._scaling import ScalingStats
+from ._streaming import auto_batch_rows
 from .architectures import _check_normalization, _dense, _encoder_hidden
 
-__all__ = ["build_pca_dense", "pca_basis", "pca_r2_curve", "select_n_components"]
+__all__ = [
+    "basis_of_rows",
+    "build_pca_dense",
+    "pca_basis",
+    "pca_r2_curve",
+    "select_n_components",
+]
 
 _LINEAR = (None, "linear")
 
@@ -115,12 +122,54 @@ def pca_basis(Xs, n_components, random_state=None):
         pca.fit(Xs)
     total = float(np.sum(Xs.var(axis=0, ddof=1)))
     ratio = pca.explained_variance_ratio_ if total > 0 else np.zeros(n_fit)
+    return _basis(
+        pca.components_, pca.mean_, pca.explained_variance_, ratio, total, n_components
+    )
+
+
+def basis_of_rows(rows, n_components, random_state=None):
+    """:func:`pca_basis` of a row set (see :mod:`skae._input`).
+
+    Rows in memory get the exact PCA of :func:`pca_basis`; streamed rows an
+    :class:`~sklearn.decomposition.IncrementalPCA` over chunks of about 32 MB,
+    with the same fields.
+    """
+    if rows.in_memory:
+        return pca_basis(rows.X, n_components, random_state=random_state)
+    n_features = math.prod(rows.input_shape)
+    k = min(n_components or n_features, rows.n, n_features)
+    ipca = IncrementalPCA(n_components=k)
+    chunk_rows = max(k, auto_batch_rows(n_features))
+    starts = list(range(0, rows.n, chunk_rows))
+    # IncrementalPCA takes at least k rows a call: a short tail joins the
+    # chunk before it.
+    if len(starts) > 1 and rows.n - starts[-1] < k:
+        starts.pop()
+    for start, stop in zip(starts, [*starts[1:], rows.n], strict=True):
+        chunk = rows.read(np.arange(start, stop))
+        ipca.partial_fit(chunk.reshape(len(chunk), n_features))
+    # With ddof=1, as PCA's explained variances.
+    total = float(np.sum(ipca.var_) * rows.n / max(rows.n - 1, 1))
+    ratio = ipca.explained_variance_ / total if total > 0 else np.zeros(k)
+    return _basis(
+        ipca.components_,
+        ipca.mean_,
+        ipca.explained_variance_,
+        ratio,
+        total,
+        n_components or k,
+    )
+
+
+def _basis(components, mean, explained_variance, ratio, total, n_components):
+    """The fields of :func:`pca_basis`, padded to ``n_components`` axes."""
+    n_fit, n_features = components.shape
     pad = n_components - n_fit
-    residual = max(total - float(np.sum(pca.explained_variance_)), 0.0)
+    residual = max(total - float(np.sum(explained_variance)), 0.0)
     return Bunch(
-        components=np.vstack([pca.components_, np.zeros((pad, n_features))]),
-        mean=pca.mean_,
-        explained_variance=np.concatenate([pca.explained_variance_, np.zeros(pad)]),
+        components=np.vstack([components, np.zeros((pad, n_features))]),
+        mean=mean,
+        explained_variance=np.concatenate([explained_variance, np.zeros(pad)]),
         explained_variance_ratio=np.concatenate([ratio, np.zeros(pad)]),
         total_variance=total,
         residual_variance=residual / n_features,
@@ -216,7 +265,7 @@ def build_pca_dense(
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.decomposition import PCA, IncrementalPCA
     >>> from skae._pca_init import build_pca_dense, pca_basis
     >>> X = np.random.RandomState(0).normal(size=(100, 6)).astype("float32")
     >>> basis = pca_basis(X, 2, random_state=0)

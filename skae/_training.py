@@ -7,20 +7,18 @@ times faster, and every random draw (weights, shuffling, input noise) comes from
 seeds we own, so training is reproducible without touching global random state.
 """
 
-import logging
 import math
-import os
-import sys
 import warnings
+from dataclasses import dataclass
 
-import joblib
 import keras
 import numpy as np
-import sklearn
 import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
+from . import _compat
 from ._structure import EXAGGERATION, contrastive_loss
+from ._utils import user_stacklevel
 
 LOSSES = ("mse", "binary_crossentropy")
 # How far towards a neighbour a row's training input may move (structure term).
@@ -29,41 +27,6 @@ _MIX = 0.5
 # structured epochs are compiled by XLA: below, the compilation costs more than
 # it saves (see _xla_or_graph).
 _XLA_MIN_EDGES = 500_000
-
-# Frames in these folders are skae's own or the wrappers between a user's call and
-# skae (sklearn's ``_fit_context``, ``fit_transform``, pipelines, searches).
-_INTERNAL_DIRS = tuple(
-    os.path.dirname(os.path.abspath(path)) + os.sep
-    for path in (__file__, sklearn.__file__, joblib.__file__)
-)
-
-
-class _OwnRetracingFilter(logging.Filter):
-    """Drop TensorFlow's "triggered tf.function retracing" warning for skae's own.
-
-    Every fit traces new functions for its new variables, by design; TensorFlow
-    counts the traces of all fits together (per code object) and, from the
-    fifth estimator on, warns about retracing with advice that does not apply.
-    Warnings about any other function pass.
-    """
-
-    _OWN = (
-        "Trainer.__init__.<locals>.run_epoch",
-        "Trainer.__init__.<locals>.eval_loss",
-        "Trainer._define_structured.<locals>.run_structured",
-        "Trainer._define_structured.<locals>.eval_structured",
-        "AutoencoderTransformer._inference_fn.<locals>",
-    )
-
-    def filter(self, record):
-        message = record.getMessage()
-        return not (
-            "tf.function retracing" in message
-            and any(f"<function {name}" in message for name in self._OWN)
-        )
-
-
-tf.get_logger().addFilter(_OwnRetracingFilter())
 
 
 class TrainingInterrupted(Exception):
@@ -77,22 +40,6 @@ class TrainingInterrupted(Exception):
         super().__init__(n_iter, history)
         self.n_iter = n_iter
         self.history = history
-
-
-def user_stacklevel():
-    """``stacklevel`` for ``warnings.warn`` that points at the user's own code.
-
-    Counts the frames, starting at the function that calls this one, up to the
-    first frame outside skae, scikit-learn and joblib: a fixed ``stacklevel``
-    would point at scikit-learn's ``_fit_context`` wrapper for ``fit`` and at yet
-    another line for ``fit_transform`` or a ``Pipeline``.
-    """
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def _loss_fn(loss):
@@ -120,68 +67,44 @@ def _corrupt(x, noise, masking, seed, noisy, bank=None):
     return x
 
 
-class ArrayRows:
-    """Training rows held in memory: the scaled float32 array, network-shaped."""
+@dataclass(frozen=True)
+class TrainerOptions:
+    """The parameters a :class:`Trainer` is made from.
 
-    def __init__(self, X):
-        self.X = X
-        self.n = X.shape[0]
-        self._tensor = None
-        # The rows' neighbour graph (skae._structure.Graph), for the structure
-        # term; None trains on reconstruction alone.
-        self.graph = None
-        # The fixed edges the structure term is evaluated on (Trainer.loss),
-        # drawn on first use so that every epoch's validation loss compares.
-        self.eval_edges = None
-
-    def tensor(self):
-        if self._tensor is None:
-            self._tensor = tf.constant(self.X)
-        return self._tensor
-
-    def chunks(self, order, chunk_rows):
-        # One chunk: the whole array, converted to a tensor once per fit.
-        yield self.tensor(), order
-
-    def batches(self, size):
-        for start in range(0, self.n, size):
-            yield self.X[start : start + size]
-
-
-class StreamedRows:
-    """Rows of an X read a chunk at a time (memmap, sparse, sliceable array-like).
-
-    ``rows`` selects the rows of X that belong to this set (training or
-    validation); each chunk is read, densified and scaled on its own, so memory
-    holds one chunk, never X.
+    ``partial_fit`` keeps its trainer (and the optimizer's moments) across calls
+    while these stay equal, and makes a new one, as a pickled copy would, when
+    ``set_params`` changed one. ``batch_size`` is the parameter as given:
+    "auto" is resolved for each new trainer's rows.
     """
 
-    def __init__(self, X, rows, offset, scale, input_shape):
-        self.X, self.rows = X, np.asarray(rows)
-        self.offset, self.scale = offset, scale
-        self.input_shape = tuple(input_shape)
-        self.n = len(self.rows)
-        self.graph = None
+    loss: str
+    optimizer: str
+    learning_rate: float
+    batch_size: object
+    noise: float
+    masking: float
+    structure_weight: float
 
-    def read(self, positions):
-        from ._streaming import take_rows
 
-        batch = take_rows(self.X, self.rows[positions], np.float64)
-        # In place: a fresh array, and a chunk is the largest thing held.
-        batch -= self.offset
-        batch /= self.scale
-        return batch.astype(np.float32).reshape(len(batch), *self.input_shape)
+@dataclass(frozen=True)
+class Schedule:
+    """How :func:`train` runs: epochs, stopping rule, noise, callbacks.
 
-    def chunks(self, order, chunk_rows):
-        for start in range(0, len(order), chunk_rows):
-            positions = order[start : start + chunk_rows]
-            # Read in file order (each page once), train in the shuffled order.
-            ranks = np.argsort(np.argsort(positions, kind="stable"), kind="stable")
-            yield tf.constant(self.read(np.sort(positions))), ranks
+    ``noise`` is the input noise's standard deviation in the scaled space;
+    ``chunk_rows`` how many streamed rows are read at a time (None: all);
+    ``first_step`` where the noise's random stream starts (``partial_fit``
+    continues one stream across calls).
+    """
 
-    def batches(self, size):
-        for start in range(0, self.n, size):
-            yield self.read(np.arange(start, min(start + size, self.n)))
+    epochs: int
+    noise: float
+    tol: float
+    n_iter_no_change: int
+    callbacks: tuple = ()
+    verbose: int = 0
+    chunk_rows: int | None = None
+    first_step: int = 0
+    warn_convergence: bool = True
 
 
 class Trainer:
@@ -191,19 +114,11 @@ class Trainer:
     estimator, so that every call after the first reuses the traced graphs.
     """
 
-    def __init__(
-        self,
-        encoder,
-        decoder,
-        *,
-        loss,
-        optimizer,
-        batch_size,
-        noisy,
-        masking,
-        seed,
-        structure_weight=0.0,
-    ):
+    def __init__(self, encoder, decoder, options, *, batch_size, seed):
+        self.options = options
+        noisy, masking = options.noise > 0, options.masking
+        structure_weight = options.structure_weight
+        optimizer = _compat.new_optimizer(options.optimizer, options.learning_rate)
         inputs = keras.Input(shape=encoder.input_shape[1:])
         self.autoencoder = keras.Model(
             inputs, decoder(encoder(inputs)), name="autoencoder"
@@ -220,15 +135,8 @@ class Trainer:
         autoencoder = self.autoencoder
         variables = autoencoder.trainable_variables
         optimizer.build(variables)
-        if not tf.distribute.has_strategy():
-            # Keras' TF optimizer sums gradients across replicas through a
-            # tf.custom_gradient, which in a traced function registers a
-            # gradient in TensorFlow's global registry that is never removed and
-            # pins the whole epoch graph: every fit leaked ~4 MB (tensorflow
-            # #27492, #97697). With one replica the sum is the identity, so
-            # skipping it changes no result.
-            optimizer._all_reduce_sum_gradients = list
-        loss_fn = _loss_fn(loss)
+        _compat.sum_gradients_locally(optimizer)
+        loss_fn = _loss_fn(options.loss)
 
         def step_loss(xb, seed, noise, training):
             x_in = _corrupt(xb, noise, masking, seed, noisy) if training else xb
@@ -238,7 +146,6 @@ class Trainer:
                 value += tf.add_n(autoencoder.losses)
             return value
 
-        @tf.function(reduce_retracing=True)
         def run_epoch(X_chunk, order, step, noise):
             total = tf.constant(0.0)
             steps = tf.shape(order)[0] // batch_size
@@ -252,11 +159,11 @@ class Trainer:
                 total += value
             return total
 
-        @tf.function(reduce_retracing=True)
         def eval_loss(xb):
             return step_loss(xb, tf.constant([0, 0]), 0.0, False)
 
-        self._run_epoch, self._eval_loss = run_epoch, eval_loss
+        self._run_epoch = _compat.function(run_epoch, reduce_retracing=True)
+        self._eval_loss = _compat.function(eval_loss, reduce_retracing=True)
         if structure_weight > 0:
             self._define_structured(
                 encoder, decoder, loss_fn, optimizer, masking, noisy
@@ -329,12 +236,11 @@ class Trainer:
                 total += value
             return total
 
-        @tf.function(reduce_retracing=True)
         def eval_structured(X, rows):
             return structured_loss(X, rows, rows, rows, [0, 0], 0.0, False)
 
         self._run_structured = _xla_or_graph(run_structured)
-        self._eval_structured = eval_structured
+        self._eval_structured = _compat.function(eval_structured, reduce_retracing=True)
 
     def _edge_rows(self, graph, rng, n_edges):
         # Edges drawn in proportion to their weights, as UMAP's epochs sample
@@ -443,40 +349,27 @@ class Trainer:
         return total / rows.n
 
 
-def train(
-    trainer,
-    train_rows,
-    val_rows,
-    *,
-    epochs,
-    noise,
-    tol,
-    n_iter_no_change,
-    rng,
-    callbacks,
-    verbose,
-    chunk_rows=None,
-    first_step=0,
-    warn_convergence=True,
-):
+def train(trainer, train_rows, val_rows, schedule, rng):
     """Train ``trainer``'s autoencoder in place; return ``(history, n_iter)``.
 
-    ``train_rows`` and ``val_rows`` (or None) are :class:`ArrayRows` or
-    :class:`StreamedRows`; streamed rows are read ``chunk_rows`` at a time, and
-    batches are drawn within a chunk of randomly chosen rows. Stops early when
-    the monitored loss (validation loss when ``val_rows`` is given, else training
-    loss) has not improved by ``tol`` for ``n_iter_no_change`` epochs, as
-    scikit-learn's MLP does; with a validation set the best weights are
-    restored. Raises ``ValueError`` on a non-finite loss or non-finite weights,
-    and ``TrainingInterrupted`` on a KeyboardInterrupt after at least one epoch.
-    ``first_step`` lets ``partial_fit`` continue one stream of noise across
-    calls. With the structure term's decaying learning rate
+    ``train_rows`` and ``val_rows`` (or None) are row sets of
+    :mod:`skae._input`; streamed rows are read ``schedule.chunk_rows`` at a
+    time, and batches are drawn within a chunk of randomly chosen rows; ``rng``
+    (a ``RandomState``) draws the order. Stops early when the monitored loss
+    (validation loss when ``val_rows`` is given, else training loss) has not
+    improved by ``tol`` for ``n_iter_no_change`` epochs, as scikit-learn's MLP
+    does; with a validation set the best weights are restored. Raises
+    ``ValueError`` on a non-finite loss or non-finite weights, and
+    ``TrainingInterrupted`` on a KeyboardInterrupt after at least one epoch.
+    With the structure term's decaying learning rate
     (:meth:`Trainer.structured`) every epoch runs: the loss is still monitored
     for restoring the best validation weights, but it does not stop training.
     """
+    epochs, tol = schedule.epochs, schedule.tol
+    n_iter_no_change, verbose = schedule.n_iter_no_change, schedule.verbose
     autoencoder = trainer.autoencoder
     n = train_rows.n
-    chunk_rows = _whole_batches(chunk_rows, n, trainer.batch_size)
+    chunk_rows = _whole_batches(schedule.chunk_rows, n, trainer.batch_size)
     n_batches = trainer.steps_per_epoch(train_rows, chunk_rows)
     scheduled = trainer.structured(train_rows)
     xla = epochs * n_batches * trainer.batch_size >= _XLA_MIN_EDGES
@@ -486,8 +379,8 @@ def train(
             train_rows,
             rng,
             chunk_rows=chunk_rows,
-            first_step=first_step + epoch * n_batches,
-            noise=noise,
+            first_step=schedule.first_step + epoch * n_batches,
+            noise=schedule.noise,
             progress=epoch / epochs,
             xla=xla,
         )
@@ -496,7 +389,7 @@ def train(
         return trainer.loss(val_rows)
 
     callback_list = keras.callbacks.CallbackList(
-        list(callbacks or []),
+        list(schedule.callbacks),
         model=autoencoder,
         epochs=epochs,
         steps=n_batches,
@@ -571,7 +464,7 @@ def train(
                 f"non-finite weights after epoch {n_iter}",
             )
         )
-    if not converged and warn_convergence and not scheduled:
+    if not converged and schedule.warn_convergence and not scheduled:
         warnings.warn(
             f"Training stopped at epochs={epochs} before the {monitor} stopped "
             f"improving (by tol={tol} for n_iter_no_change={n_iter_no_change} "
@@ -598,10 +491,10 @@ def _xla_or_graph(fn):
     before any step runs, so the graph takes over, for good, with nothing to
     undo.
     """
-    graph = tf.function(fn, reduce_retracing=True)
+    graph = _compat.function(fn, reduce_retracing=True)
     if tf.distribute.has_strategy():
         return lambda *args, xla=True: graph(*args)
-    compiled = tf.function(fn, reduce_retracing=True, jit_compile=True)
+    compiled = _compat.function(fn, reduce_retracing=True, jit_compile=True)
     # None until XLA was tried: later errors are the epoch's own, raised as such.
     xla_works = None
 

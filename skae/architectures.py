@@ -5,9 +5,6 @@ is a model of its own, so that any code (a grid of 2-D points, say) can be decod
 without the encoder.
 """
 
-import contextlib
-import random
-
 import keras
 import numpy as np
 
@@ -351,79 +348,3 @@ def build_conv(
     outputs = keras.layers.Reshape(input_shape, name="to_input_shape")(h)
     decoder = keras.Model(code_in, outputs, name="decoder")
     return encoder, decoder
-
-
-@contextlib.contextmanager
-def _seeded_python_random(seed):
-    # Keras draws the seed of every unseeded initializer (and dropout layer) from
-    # Python's `random` when the layer is created: seeding it around the build
-    # makes user networks reproducible, and restoring it afterwards leaves the
-    # caller's random sequence as it was. Builds running at once in several
-    # threads could interleave their draws (reproducibility only, not safety).
-    state = random.getstate()
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(state)
-
-
-def _fresh_copy(model, role):
-    """A copy of a Keras model or layer with newly initialised weights."""
-    try:
-        if isinstance(model, keras.Model):
-            return keras.models.clone_model(model)
-        return model.__class__.from_config(model.get_config())
-    except Exception as exc:
-        raise ValueError(
-            f"Expected a {role} that keras.models.clone_model can copy, such as a "
-            "Sequential or functional model; pass a function building it "
-            f"instead. Received: {role}={model!r} ({type(exc).__name__}: {exc})"
-        ) from exc
-
-
-def _declared_input_shape(model):
-    try:
-        shape = model.input_shape
-    except (AttributeError, ValueError):
-        return None  # Not built yet: it takes whatever it is called on.
-    return tuple(shape) if isinstance(shape, (tuple, list)) else None
-
-
-def _user_network(spec, role, input_shape, n_components, *, seed):
-    """The encoder or decoder given by the user, as a functional ``keras.Model``.
-
-    ``spec`` is a Keras model (or layer), used as a template: a copy with fresh
-    weights is returned, so that training never changes the caller's object. Or
-    it is a callable ``spec(input_shape, n_components)`` returning a new model.
-    The result takes inputs of shape ``(None, *input_shape)`` (encoder) or
-    ``(None, n_components)`` (decoder). Output shapes are checked by the caller.
-    """
-    in_shape = tuple(input_shape) if role == "encoder" else (n_components,)
-    with _seeded_python_random(seed):
-        if isinstance(spec, keras.layers.Layer):
-            model = _fresh_copy(spec, role)
-        else:
-            model = spec(tuple(input_shape), n_components)
-            if not isinstance(model, keras.layers.Layer):
-                raise TypeError(
-                    f"Expected {role}(input_shape, n_components) to return a "
-                    f"keras.Model. Received: {type(model).__name__} from "
-                    f"{role}={spec!r}"
-                )
-        declared = _declared_input_shape(model)
-        if declared is not None and not _shape_matches(declared, (None, *in_shape)):
-            raise ValueError(
-                f"Expected the {role} to take inputs of shape {(None, *in_shape)}. "
-                f"Received: {role} with input_shape={declared}"
-            )
-        inputs = keras.Input(shape=in_shape, name=f"{role}_input")
-        return keras.Model(inputs, model(inputs), name=role)
-
-
-def _shape_matches(shape, expected):
-    """Whether a Keras shape (None for any size) fits ``expected``."""
-    shape = tuple(shape)
-    return len(shape) == len(expected) and all(
-        s is None or e is None or s == e for s, e in zip(shape, expected, strict=True)
-    )

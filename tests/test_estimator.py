@@ -198,11 +198,11 @@ def test_score_samples_flags_outliers(fitted, digits):
 
 
 def test_transform_streams_in_batches(fitted, digits, monkeypatch):
-    import skae._estimator as est
+    import skae._input
 
     X, _ = digits
     expected = fitted.transform(X)
-    monkeypatch.setattr(est, "_INFERENCE_BATCH", 7)
+    monkeypatch.setattr(skae._input, "BATCH_ROWS", 7)
     np.testing.assert_allclose(fitted.transform(X), expected, rtol=1e-6, atol=1e-6)
 
 

@@ -11,10 +11,10 @@ import scipy.sparse as sp
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import AutoencoderTransformer
-from skae import _estimator as estimator_module
-from skae._estimator import _fold_scaling
-from skae._streaming import ScalingStats
+from skae import AutoencoderTransformer, _fit, _input
+from skae._inference import Inference
+from skae._networks import fold_scaling as _fold_scaling
+from skae._scaling import ScalingStats, noise_rms
 
 SMALL = dict(hidden_layer_sizes=(8,), epochs=3, random_state=0)
 
@@ -54,7 +54,7 @@ def test_streamed_fit_matches_in_memory_fit(kind, X, tmp_path):
 
 def test_chunked_training_reads_chunks_and_reproduces(X, tmp_path, monkeypatch):
     # Chunks of 64 rows: batches are drawn within each chunk of random rows.
-    monkeypatch.setattr(estimator_module, "_chunk_rows", lambda X: 64)
+    monkeypatch.setattr(_fit, "chunk_rows", lambda X: 64)
     mm = _memmap(tmp_path, X)
     first = AutoencoderTransformer(**{**SMALL, "epochs": 30}).fit(mm)
     second = AutoencoderTransformer(**{**SMALL, "epochs": 30}).fit(mm)
@@ -155,7 +155,7 @@ def test_partial_fit_after_set_params_trains_as_a_pickled_copy_would(X):
         est.set_params(optimizer="sgd", learning_rate=0.05)
         est.partial_fit(X[150:])
     np.testing.assert_array_equal(ae.transform(X), copy.transform(X))
-    assert type(ae._trainer[0].optimizer).__name__ == "SGD"
+    assert type(ae._trainer.optimizer).__name__ == "SGD"
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_folding_a_new_scaling_keeps_the_maps(init_params, X):
     _fold_scaling(
         ae.encoder_, ae.decoder_, ae.input_offset_, ae.input_scale_, offset, scale
     )
-    ae.input_offset_, ae.input_scale_, ae._inference = offset, scale, {}
+    ae.input_offset_, ae.input_scale_, ae._inference = offset, scale, Inference()
     np.testing.assert_allclose(ae.transform(X), codes, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(
         ae.inverse_transform(codes), rebuilt, rtol=1e-4, atol=1e-3
@@ -241,19 +241,19 @@ def test_partial_fit_after_a_pca_start_keeps_fits_noise(X, monkeypatch):
     # With a PCA start the noise is relative to what PCA leaves unexplained,
     # far below the data's RMS; partial_fit after fit must keep that ratio.
     noises = []
-    train = estimator_module._training.train
+    train = _fit.train
 
-    def spy(*args, **kwargs):
-        noises.append(kwargs["noise"])
-        return train(*args, **kwargs)
+    def spy(trainer, train_rows, val_rows, schedule, rng):
+        noises.append(schedule.noise)
+        return train(trainer, train_rows, val_rows, schedule, rng)
 
-    monkeypatch.setattr(estimator_module._training, "train", spy)
+    monkeypatch.setattr(_fit, "train", spy)
     ae = AutoencoderTransformer(32, **SMALL).fit(X)
     assert ae.init_ == "pca"
     ae.partial_fit(X)
     # The same rows again: the running statistics, hence the noise, stay.
     assert noises[1] == pytest.approx(noises[0], rel=1e-9)
-    whole_data = ae._noise_std(estimator_module._scaling_stats(X), ae.input_scale_)
+    whole_data = ae.noise * noise_rms(ScalingStats().update(X), ae.input_scale_)
     assert noises[0] < 0.5 * whole_data
 
 
@@ -362,14 +362,13 @@ def test_fraction_of_variance_holds_out_two_validation_rows(X, monkeypatch):
     # One validation row (10% of 12) has no spread: R² would be 1 for any
     # code size, and the search would stop at the first.
     sizes = []
-    split = AutoencoderTransformer._split_validation
+    validation_size = _fit._validation_size
 
-    def spy(self, rows, rng, search=False):
-        train, val = split(self, rows, rng, search)
-        sizes.append(len(val))
-        return train, val
+    def spy(plan, n):
+        sizes.append(validation_size(plan, n))
+        return sizes[-1]
 
-    monkeypatch.setattr(AutoencoderTransformer, "_split_validation", spy)
+    monkeypatch.setattr(_fit, "_validation_size", spy)
     # Ten training rows: PCA reaches 0.99 at no size, and says so.
     with pytest.warns(UserWarning, match=r"PCA does not reach it either.* 10 train"):
         ae = AutoencoderTransformer(0.99, **SMALL).fit(X[:12])
@@ -401,8 +400,8 @@ def test_fraction_of_variance_refused_by_partial_fit(X):
 
 def test_streamed_rows_wider_than_a_batch_are_read_one_at_a_time(monkeypatch):
     # Over 2**20 features a quarter of auto_batch_rows is 0 rows.
-    monkeypatch.setattr(estimator_module._streaming, "auto_batch_rows", lambda n: 3)
+    monkeypatch.setattr(_input._streaming, "auto_batch_rows", lambda n: 3)
     X = sp.csr_matrix(np.eye(5))
-    batches = list(estimator_module._row_batches(X))
+    batches = list(_input.row_batches(X))
     assert [start for start, _ in batches] == [0, 1, 2, 3, 4]
     np.testing.assert_array_equal(np.vstack([b for _, b in batches]), np.eye(5))

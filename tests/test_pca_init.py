@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from sklearn.decomposition import PCA
 
-from skae._estimator import _float64_copy
+from skae._inference import float64_copy as _float64_copy
 from skae._pca_init import (
     build_pca_dense,
     pca_basis,

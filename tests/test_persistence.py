@@ -20,7 +20,7 @@ import sklearn
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 
 import skae
-from skae import AutoencoderTransformer, persistence
+from skae import AutoencoderTransformer, _serialization, persistence
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -544,6 +544,6 @@ def test_lambda_layer_refused_in_safe_mode(lambda_file, X):
 
 def test_keras_safe_mode_is_a_second_line_of_defence(lambda_file, monkeypatch):
     # Even if skae's own scan missed it, Keras' safe_mode refuses the lambda.
-    monkeypatch.setattr(persistence, "_check_no_code", lambda data, member: None)
+    monkeypatch.setattr(_serialization, "_check_no_code", lambda data, member: None)
     _assert_refused(lambda_file, "safe_mode")
     assert "SKAE_TEST_LAMBDA_RAN" not in os.environ

@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from skae._scaling import fit_scaling
+from skae._scaling import ScalingStats, fit_scaling, fit_scaling_streaming
 from skae._streaming import (
-    ScalingStats,
     auto_batch_rows,
     check_streamable,
-    fit_scaling_streaming,
     float_dtype,
     is_streamable,
     iter_batches,

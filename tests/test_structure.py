@@ -15,7 +15,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
-from skae import AutoencoderTransformer, _structure, _training
+from skae import AutoencoderTransformer, _fit, _structure, _training
 from skae._structure import contrastive_loss, neighbour_graph
 from skae.architectures import auto_hidden_layer_sizes
 
@@ -404,14 +404,14 @@ def test_structured_fit_separates_clusters_more_than_plain(blobs):
 def test_decoder_tuning_leaves_the_encoder_alone(blobs, monkeypatch):
     X, _ = blobs
     seen = {}
-    original = AutoencoderTransformer._tune_decoder
+    original = _fit._tune_decoder
 
-    def spy(self, encoder, decoder, *args):
-        seen["encoder"] = [w.copy() for w in encoder.get_weights()]
-        seen["decoder"] = [w.copy() for w in decoder.get_weights()]
-        return original(self, encoder, decoder, *args)
+    def spy(plan, run, networks, *args):
+        seen["encoder"] = [w.copy() for w in networks.encoder.get_weights()]
+        seen["decoder"] = [w.copy() for w in networks.decoder.get_weights()]
+        return original(plan, run, networks, *args)
 
-    monkeypatch.setattr(AutoencoderTransformer, "_tune_decoder", spy)
+    monkeypatch.setattr(_fit, "_tune_decoder", spy)
     ae = AutoencoderTransformer(structure_weight=1.0, **{**FAST, "epochs": 8}).fit(X)
     for before, after in zip(seen["encoder"], ae.encoder_.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)

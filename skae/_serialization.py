@@ -1,0 +1,565 @@
+"""The skae file format: writing and reading fitted estimators without pickle.
+
+This module knows the format (see :mod:`skae.persistence` for what a file
+holds) and nothing of the estimators: a class is saved and loaded by name once
+it is :func:`register`-ed, and a file can only name a registered class, so it
+can never make skae import a module of its choosing.
+"""
+
+import contextlib
+import io
+import json
+import math
+import numbers
+import os
+import platform
+import secrets
+import tempfile
+import warnings
+import zipfile
+import zlib
+
+import keras
+import numpy as np
+import sklearn
+import tensorflow as tf
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from ._compat import seeded_python_random
+from ._utils import user_stacklevel
+from ._version import __version__
+
+#: Version of the file layout this skae writes, and the newest it reads.
+FORMAT_VERSION = 1
+
+_FORMAT = "skae"
+_HEADER = "skae.json"
+# Members are read into memory whole; no sane estimator file comes near this.
+_MAX_UNCOMPRESSED = 2**32
+
+
+# Estimator classes by name; see register().
+_CLASSES = {}
+
+
+def register(cls):
+    """Let :func:`save` write instances of ``cls`` and :func:`load` read them."""
+    _CLASSES[cls.__name__] = cls
+    return cls
+
+
+def _estimator_classes():
+    return dict(_CLASSES)
+
+
+class _Unsupported(TypeError):
+    """A value that is not plain data and so cannot be written without pickle."""
+
+
+# -- encoding ----------------------------------------------------------------
+
+
+class _Encoder:
+    """Turn plain data into tagged JSON, collecting arrays and Keras models.
+
+    Tags are one-key dicts (``{"__tuple__": [...]}``); every dict of the data is
+    tagged too, so no user dict can pass for a tag.
+    """
+
+    def __init__(self):
+        self.arrays = {}
+        self.models = {}
+
+    def encode(self, value, *, name, models):
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        # Before float: np.float64 subclasses float, and must come back as itself.
+        if isinstance(value, np.ndarray | np.generic):
+            return self._encode_array(value, name)
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            if math.isfinite(value):
+                return value
+            return {"__float__": repr(value)}
+        if isinstance(value, tuple):
+            return {"__tuple__": self._encode_items(value, name, models)}
+        if isinstance(value, list):
+            return self._encode_items(value, name, models)
+        if isinstance(value, dict):
+            if all(isinstance(key, str) for key in value):
+                return {
+                    "__dict__": {
+                        key: self.encode(item, name=f"{name}[{key!r}]", models=models)
+                        for key, item in value.items()
+                    }
+                }
+            if all(_is_int_or_str(key) for key in value):
+                # JSON keys are str only; n_components_scores_ is keyed by
+                # code size.
+                return {
+                    "__items__": [
+                        [
+                            key if isinstance(key, str) else int(key),
+                            self.encode(item, name=f"{name}[{key!r}]", models=models),
+                        ]
+                        for key, item in value.items()
+                    ]
+                }
+            raise _Unsupported(f"{name} has keys that are neither int nor str")
+        if isinstance(value, np.random.RandomState):
+            state = value.get_state(legacy=True)
+            return {"__random_state__": self.encode(state, name=name, models=False)}
+        if models and isinstance(value, keras.Model):
+            stem = name if name.isidentifier() else str(len(self.models))
+            member = f"models/{stem}.keras"
+            self.models[member] = value
+            return {"__keras_model__": member}
+        raise _Unsupported(
+            f"{name} is a {type(value).__module__}.{type(value).__name__}"
+        )
+
+    def _encode_items(self, items, name, models):
+        return [
+            self.encode(item, name=f"{name}[{i}]", models=models)
+            for i, item in enumerate(items)
+        ]
+
+    def _encode_array(self, value, name):
+        if value.dtype == object:
+            # sklearn's feature_names_in_: str objects, which .npy stores only
+            # by pickling.
+            items = value.ravel().tolist()
+            if not all(isinstance(item, str) for item in items):
+                raise _Unsupported(f"{name} is an object array of non-str values")
+            return {"__str_array__": {"shape": list(value.shape), "items": items}}
+        if value.dtype.hasobject:
+            raise _Unsupported(f"{name} is an array with Python objects inside")
+        member = f"arrays/{len(self.arrays)}.npy"
+        buffer = io.BytesIO()
+        np.save(buffer, value, allow_pickle=False)
+        self.arrays[member] = buffer.getvalue()
+        if isinstance(value, np.generic):
+            return {"__scalar__": member}
+        return {"__array__": member}
+
+
+class _Decoder:
+    """Invert :class:`_Encoder`; any malformed input raises ``_Corrupt``."""
+
+    def __init__(self, members, models):
+        self.members = members
+        self.models = models
+
+    def decode(self, value):
+        if value is None or isinstance(value, (bool, str, int, float)):
+            return value
+        if isinstance(value, list):
+            return [self.decode(item) for item in value]
+        if not isinstance(value, dict):
+            raise _Corrupt(f"an unexpected JSON value of type {type(value).__name__}")
+        if len(value) != 1:
+            raise _Corrupt(f"an unknown tag among {sorted(value)[:5]}")
+        (tag, content), *_ = value.items()
+        if tag == "__tuple__":
+            if not isinstance(content, list):
+                raise _Corrupt("a __tuple__ tag without a list")
+            return tuple(self.decode(content))
+        if tag == "__dict__":
+            if not isinstance(content, dict):
+                raise _Corrupt("a __dict__ tag without a dict")
+            return {key: self.decode(item) for key, item in content.items()}
+        if tag == "__items__":
+            if not isinstance(content, list) or not all(
+                isinstance(pair, list) and len(pair) == 2 and _is_int_or_str(pair[0])
+                for pair in content
+            ):
+                raise _Corrupt("an __items__ tag without [int or str key, value] pairs")
+            return {key: self.decode(item) for key, item in content}
+        if tag == "__str_array__":
+            items, shape = content.get("items"), content.get("shape")
+            if not all(isinstance(item, str) for item in items):
+                raise _Corrupt("a str array with values that are not str")
+            array = np.empty(len(items), dtype=object)
+            array[:] = items
+            return array.reshape([int(n) for n in shape])
+        if tag == "__float__":
+            if content not in ("nan", "inf", "-inf"):
+                raise _Corrupt(f"a non-finite float {content!r}")
+            return float(content)
+        if tag in ("__array__", "__scalar__"):
+            array = np.load(io.BytesIO(self._member(content)), allow_pickle=False)
+            return array[()] if tag == "__scalar__" else array
+        if tag == "__keras_model__":
+            if content not in self.models:
+                raise _Corrupt(f"a reference to a missing model {content!r}")
+            return self.models[content]
+        if tag == "__random_state__":
+            random_state = np.random.RandomState()
+            random_state.set_state(self.decode(content))
+            return random_state
+        raise _Corrupt(f"an unknown tag {tag!r}")
+
+    def _member(self, name):
+        if not isinstance(name, str) or name not in self.members:
+            raise _Corrupt(f"a reference to a missing member {name!r}")
+        return self.members[name]
+
+
+def _is_int_or_str(key):
+    return isinstance(key, (numbers.Integral, str)) and not isinstance(key, bool)
+
+
+class _Corrupt(ValueError):
+    """The file is not a well-formed skae file; turned into a ValueError naming it."""
+
+
+class _Unsafe(ValueError):
+    """A Keras model in the file holds Python code and safe_mode is on."""
+
+
+# -- save -----------------------------------------------------------------------
+
+
+def save(estimator, path):
+    """Write a fitted, registered estimator to ``path``; see
+    :func:`skae.persistence.save`."""
+    classes = _estimator_classes()
+    class_name = type(estimator).__name__
+    if classes.get(class_name) is not type(estimator):
+        raise TypeError(
+            f"Expected a skae estimator, one of {sorted(classes)}. "
+            f"Received: estimator of type {type(estimator).__qualname__}"
+        )
+    check_is_fitted(estimator)
+    path = _fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"Expected a file path to save to. Received: path={path!r}, a directory"
+        )
+
+    encoder = _Encoder()
+    params = estimator.get_params(deep=False)
+    stored_params, unsaved = {}, []
+    for name, value in params.items():
+        trial = _Encoder()
+        try:
+            trial.encode(value, name=name, models=False)
+        except _Unsupported:
+            stored_params[name] = None
+            unsaved.append(name)
+        else:
+            stored_params[name] = encoder.encode(value, name=name, models=False)
+    state = {}
+    # What pickle would store, so that transient caches the class drops there
+    # (compiled functions) are dropped here too.
+    for name, value in estimator.__getstate__().items():
+        if name in params or name == "_sklearn_version":
+            continue
+        try:
+            state[name] = encoder.encode(value, name=name, models=True)
+        except _Unsupported as exc:
+            raise TypeError(
+                "Expected fitted attributes that are plain data (numbers, str, "
+                "arrays, lists, tuples, dicts) or Keras models. Received: "
+                f"{exc} on the {class_name}; it cannot be saved without pickle."
+            ) from None
+    if unsaved:
+        warnings.warn(
+            f"Parameters {unsaved} of the {class_name} are not plain data and are "
+            "saved as None. The loaded estimator transforms exactly like this "
+            "one; set them again before refitting it.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+    header = {
+        "format": _FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": {
+            "skae": __version__,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "class": class_name,
+        "params": stored_params,
+        "unsaved_params": unsaved,
+        "state": state,
+    }
+    header_bytes = json.dumps(header, allow_nan=False, indent=1).encode()
+    # Serialised before the target's folder is touched: a model Keras cannot
+    # save leaves nothing behind.
+    models = {member: _model_bytes(model) for member, model in encoder.models.items()}
+
+    def write(fileobj):
+        with zipfile.ZipFile(fileobj, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(_HEADER, header_bytes)
+            for member, data in encoder.arrays.items():
+                archive.writestr(member, data)
+            for member, data in models.items():
+                # Deflated although .keras files are zip archives: stored as is,
+                # a model's own zip directory would sit in plain sight near the
+                # end, and a truncated skae file would read as that model.
+                archive.writestr(member, data)
+
+    # Through a symbolic link: replace the file it points to, not the link.
+    _atomic_write(os.path.realpath(path), write)
+    return path
+
+
+def _model_bytes(model):
+    # keras.saving.save_model wants a path ending in .keras.
+    with tempfile.TemporaryDirectory(prefix="skae-") as tmp:
+        model_path = os.path.join(tmp, "model.keras")
+        keras.saving.save_model(model, model_path)
+        with open(model_path, "rb") as f:
+            return f.read()
+
+
+def _atomic_write(path, write):
+    """Call ``write(fileobj)`` on a temporary file, then rename it over ``path``."""
+    directory, name = os.path.split(path)
+    while True:
+        tmp_path = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            # Mode 0o666 as open() uses, so the umask applies as for any new file.
+            fd = os.open(
+                tmp_path,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                0o666,
+            )
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            # Name the target, not the temporary file the user never asked for.
+            raise OSError(exc.errno, exc.strerror, path) from exc
+        break
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_path)
+        if isinstance(exc, OSError):
+            raise OSError(
+                exc.errno,
+                f"{exc.strerror or exc} (the file was left as it was)",
+                path,
+            ) from exc
+        raise
+    # Makes the rename itself durable; not possible on every platform.
+    with contextlib.suppress(OSError, AttributeError):
+        dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+# -- load -----------------------------------------------------------------------
+
+
+def load(path, *, safe_mode=True):
+    """Read an estimator written by :func:`save`; see :func:`skae.persistence.load`."""
+    path = _fspath(path)
+    if not isinstance(safe_mode, (bool, np.bool_)):
+        raise TypeError(
+            f"Expected safe_mode to be a bool. Received: safe_mode={safe_mode!r}"
+        )
+    # open() raises FileNotFoundError, IsADirectoryError, ... naming the path.
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return _load_bytes(data, path, safe_mode)
+    except _Unsafe as exc:
+        raise ValueError(
+            "Expected Keras models without Python code (Lambda layers, lambdas) "
+            f"with safe_mode=True. Received: path={path!r}, whose {exc}, which "
+            "loading would run. Load it with safe_mode=False only if you trust "
+            "the file."
+        ) from (exc.__cause__ or None)
+    except _Corrupt as exc:
+        raise ValueError(
+            "Expected a skae file written by AutoencoderTransformer.save. "
+            f"Received: path={path!r}, {exc}"
+        ) from (exc.__cause__ or None)
+
+
+def _fspath(path):
+    # os.fspath's own TypeError names neither the argument nor its value.
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(
+            "Expected path to be a str or an os.PathLike. "
+            f"Received: path={path!r} of type {type(path).__name__}"
+        ) from None
+
+
+def _load_bytes(data, path, safe_mode):
+    if not data:
+        raise _Corrupt("an empty file")
+    members = _read_members(data)
+    if _HEADER not in members:
+        raise _Corrupt(
+            f"a zip archive without {_HEADER!r} (another kind of file, or a "
+            "damaged skae file)"
+        )
+    try:
+        header = json.loads(members[_HEADER])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _Corrupt(f"whose {_HEADER} is not valid JSON ({exc})") from exc
+    if not isinstance(header, dict) or header.get("format") != _FORMAT:
+        raise _Corrupt(f"whose {_HEADER} does not describe a skae file")
+    version = header.get("format_version")
+    versions = header.get("versions")
+    written_by = versions.get("skae") if isinstance(versions, dict) else None
+    written_by = written_by or "an unknown version"
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _Corrupt(f"with an invalid format_version={version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"Expected a skae file of format version {FORMAT_VERSION} or older. "
+            f"Received: path={path!r} with format_version={version}, written by "
+            f"skae {written_by}; upgrade skae to load it."
+        )
+    cls = _estimator_classes().get(header.get("class"))
+    if cls is None:
+        raise _Corrupt(f"for an unknown estimator class {header.get('class')!r}")
+    params, state = header.get("params"), header.get("state")
+    if not isinstance(params, dict) or not isinstance(state, dict):
+        raise _Corrupt(f"whose {_HEADER} lacks params or state")
+
+    models = {}
+    for member in members:
+        if member.startswith("models/"):
+            models[member] = _load_model(members[member], member, path, safe_mode)
+    decoder = _Decoder(members, models)
+    try:
+        params = {name: decoder.decode(value) for name, value in params.items()}
+        state = {name: decoder.decode(value) for name, value in state.items()}
+    except _Corrupt:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+        # np.load, reshape or RandomState.set_state on damaged content.
+        raise _Corrupt(f"with unreadable state ({type(exc).__name__}: {exc})") from exc
+
+    defaults = cls().get_params(deep=False)
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"Expected parameters of a {cls.__name__}. Received: path={path!r} "
+            f"with unknown parameters {unknown}, written by skae {written_by}; "
+            "upgrade skae to load it."
+        )
+    for name in state:
+        # Data must not shadow a method or property: the file could otherwise
+        # replace transform with one of its Keras models.
+        if not name.isidentifier() or name in defaults or hasattr(cls, name):
+            raise _Corrupt(f"with an invalid fitted attribute name {name!r}")
+    estimator = cls.__new__(cls)
+    # The class's own unpickling path, so whatever it restores there (caches)
+    # it restores here.
+    estimator.__setstate__({**defaults, **params, **state})
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        raise _Corrupt("whose state is not that of a fitted estimator") from None
+    return estimator
+
+
+def _read_members(data):
+    """All members of the zip archive ``data``, CRC-checked, by name."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            if sum(info.file_size for info in infos) > _MAX_UNCOMPRESSED:
+                raise _Corrupt("a zip archive too large to be a skae file")
+            return {info.filename: archive.read(info) for info in infos}
+    except _Corrupt:
+        raise
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        OverflowError,
+        OSError,
+        RuntimeError,
+    ) as exc:
+        # zipfile reports a damaged archive with many exception types.
+        raise _Corrupt(
+            f"which is not a complete zip archive (truncated or corrupt?): {exc}"
+        ) from exc
+
+
+def _load_model(data, member, path, safe_mode):
+    if safe_mode:
+        _check_no_code(data, member)
+    with tempfile.TemporaryDirectory(prefix="skae-") as tmp:
+        model_path = os.path.join(tmp, "model.keras")
+        with open(model_path, "wb") as f:
+            f.write(data)
+        try:
+            # Rebuilding user layers draws seeds from Python's random; loading
+            # must leave the caller's stream as it was.
+            with seeded_python_random(0):
+                model = keras.saving.load_model(
+                    model_path, compile=False, safe_mode=safe_mode
+                )
+        except Exception as exc:
+            if "safe_mode" in str(exc):
+                raise _Unsafe(f"{member} holds Python code ({exc})") from exc
+            raise _Corrupt(
+                f"whose {member} is not a Keras model that Keras can load "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+    if not isinstance(model, keras.Model):
+        raise _Corrupt(f"whose {member} is not a Keras model")
+    return model
+
+
+def _check_no_code(data, member):
+    """Refuse a ``.keras`` file whose config holds Python code, before Keras reads it.
+
+    Keras' own ``safe_mode`` refuses Python lambdas; this also refuses every
+    ``Lambda`` layer (a named function may come from any importable module), and
+    does so with one clear message whichever Keras version is installed.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            config = json.loads(archive.read("config.json"))
+    except Exception as exc:
+        raise _Corrupt(
+            f"whose {member} is not a Keras model file ({type(exc).__name__}: {exc})"
+        ) from exc
+    found = _find_code(config)
+    if found:
+        raise _Unsafe(f"{member} holds {found}")
+
+
+def _find_code(config):
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            class_name = item.get("class_name")
+            if class_name == "Lambda":
+                layer = item.get("config", {})
+                name = layer.get("name") if isinstance(layer, dict) else None
+                return f"a Lambda layer {name!r}"
+            if class_name == "__lambda__" or "__lambda__" in item:
+                return "a Python lambda"
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
