@@ -178,6 +178,7 @@ def fit(plan, data, previous=None):
 
 
 def _prepare(plan, data, previous):
+    """Steps 1 to 4: everything training reads, in a :class:`_Run`."""
     X, n = data.X, data.X.shape[0]
     n_val = _validation_size(plan, n) if plan.holds_out else 0
     stream = previous.stream if previous is not None else None

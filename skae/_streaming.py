@@ -24,6 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import assert_all_finite
 
+from ._utils import is_positive_int
+
 # Rows per batch aim at this many bytes of float64: large enough to amortise a
 # read from disk, small enough that a batch and its temporaries stay small.
 _BATCH_BYTES = 32 * 2**20
@@ -388,11 +390,7 @@ def iter_batches(
     n_samples, n_features = (int(d) for d in X.shape)
     if batch_rows is None:
         batch_rows = auto_batch_rows(n_features)
-    if (
-        not isinstance(batch_rows, Integral)
-        or isinstance(batch_rows, bool)
-        or batch_rows < 1
-    ):
+    if not is_positive_int(batch_rows):
         raise ValueError(
             f"Expected batch_rows to be a positive integer or None. Received: "
             f"batch_rows={batch_rows!r}"
