@@ -33,7 +33,9 @@ def user_stacklevel():
 
 def is_positive_int(value):
     """Whether ``value`` is an integer >= 1; bool, though an Integral, is not."""
-    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 1
+    return (
+        isinstance(value, Integral) and not isinstance(value, bool) and bool(value >= 1)
+    )
 
 
 def is_fraction(n_components):

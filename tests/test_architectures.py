@@ -1,13 +1,17 @@
-"""Every architecture behaves as the default one: compliance, pickling, seeding.
+"""Every architecture behaves as the default one; the public builders.
 
 Deep, linear, sparse, denoising, convolutional and user-supplied networks all go
 through the same scikit-learn checks (modelled on keras' own
-keras/src/wrappers/sklearn_test.py), then the features of each are tested.
+keras/src/wrappers/sklearn_test.py), pickling, seeding and cloning; then the
+features of each are tested, and ``skae.architectures``' public builders
+(``build_dense``, ``build_conv``, ``auto_hidden_layer_sizes``). What the
+estimator takes as input is tested in test_input.py, user networks in
+test_networks.py.
 """
 
+import itertools
 import math
 import pickle
-import random
 import warnings
 
 import keras
@@ -18,9 +22,8 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import skae
 from skae import AutoencoderTransformer
-from skae.architectures import build_conv, build_dense
+from skae.architectures import auto_hidden_layer_sizes, build_conv, build_dense
 
 # Tiny but real: every check runs the whole training loop, in a few seconds.
 TINY = dict(hidden_layer_sizes=(4,), epochs=2, random_state=0)
@@ -312,72 +315,7 @@ def test_corruption_is_never_applied_at_transform(fitted, digits):
     np.testing.assert_allclose(Z, clean, rtol=1e-5, atol=1e-6)
 
 
-def test_dense_rejects_images_with_a_clear_error(digits):
-    _, images = digits
-    with pytest.raises(ValueError, match=r"Expected a 2-D X .* input_shape"):
-        AutoencoderTransformer(**TINY).fit(images)
-    ae = AutoencoderTransformer(**TINY).fit(images.reshape(len(images), -1))
-    with pytest.raises(ValueError, match="Expected a 2-D X"):
-        ae.transform(images)
-
-
-def test_dense_with_input_shape_takes_and_gives_images(digits):
-    X, images = digits
-    ae = AutoencoderTransformer(input_shape=(8, 8), **TINY).fit(images)
-    assert ae.n_features_in_ == 64
-    assert ae.input_shape_ == (8, 8)
-    Z = ae.transform(images)
-    np.testing.assert_array_equal(ae.transform(X), Z)
-    assert ae.inverse_transform(Z).shape == (300, 8, 8)
-    assert ae.score_samples(images).shape == (300,)
-
-
-def test_input_shape_must_match_the_features(digits):
-    X, _ = digits
-    with pytest.raises(ValueError, match=r"784 values per sample.*64 features"):
-        AutoencoderTransformer(input_shape=(28, 28), **TINY).fit(X)
-    with pytest.raises(ValueError, match="tuple of positive integers"):
-        AutoencoderTransformer(input_shape=(8, -8), **TINY).fit(X)
-
-
-def test_images_of_another_shape_are_refused_not_reshaped(digits):
-    # As many pixels in another layout would scramble what a conv layer sees.
-    _, images = digits
-    wrong = images.reshape(len(images), 4, 16)
-    ae = AutoencoderTransformer(architecture="conv", **TINY).fit(images)
-    with pytest.raises(ValueError, match=r"images of shape \(8, 8\).*\(300, 4, 16\)"):
-        ae.transform(wrong)
-    with pytest.raises(ValueError, match=r"images of shape \(8, 8\)"):
-        ae.partial_fit(wrong)
-    # A trailing channel of 1 is the same image.
-    np.testing.assert_array_equal(ae.transform(images[..., None]), ae.transform(images))
-    with pytest.raises(ValueError, match=r"input_shape=\(8, 8\).*\(4, 16\)"):
-        AutoencoderTransformer(input_shape=(8, 8), **TINY).fit(wrong)
-
-
 # -- convolutional -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("shape", "input_shape"),
-    [((8, 8), None), ((8, 8, 1), None), ((64,), (8, 8)), ((64,), (8, 8, 1))],
-)
-def test_conv_accepts_images_or_flat_rows(digits, shape, input_shape):
-    X, _ = digits
-    data = X.reshape(len(X), *shape)
-    ae = AutoencoderTransformer(
-        architecture="conv", input_shape=input_shape, **TINY
-    ).fit(data)
-    assert ae.n_features_in_ == 64
-    assert ae.input_shape_ == (input_shape or shape)
-    Z = ae.transform(data)
-    assert Z.shape == (300, 2)
-    # Images in, images out; rows in, rows out.
-    assert ae.inverse_transform(Z).shape == data.shape
-    # Flat rows or images of the same pixels encode the same.
-    np.testing.assert_array_equal(ae.transform(X), Z)
-    assert ae.score_samples(data).shape == (300,)
-    assert ae.__sklearn_tags__().input_tags.three_d_array
 
 
 def test_conv_layers_follow_hidden_layer_sizes(digits):
@@ -418,167 +356,7 @@ def test_conv_recipe_shapes_for_mnist():
     assert decoder.output_shape == (None, 28, 28, 1)
 
 
-def test_n_components_none_needs_a_network_that_sets_it(digits):
-    X, _ = digits
-    with pytest.raises(ValueError, match="Expected an int n_components"):
-        AutoencoderTransformer(n_components=None, **TINY).fit(X)
-
-
-# -- user-supplied networks ------------------------------------------------------
-
-
-def test_user_networks_are_used(fitted):
-    ae = fitted["user-networks"]
-    assert [type(layer).__name__ for layer in ae.encoder_.layers[1].layers] == [
-        "Flatten",
-        "Dense",
-        "Dense",
-    ]
-    assert ae.hidden_layer_sizes_ is None
-    assert ae.encoder_.output_shape == (None, 2)
-    assert ae.decoder_.output_shape == (None, 64)
-
-
-def test_user_builders_can_be_lambdas(digits):
-    X, _ = digits
-    ae = AutoencoderTransformer(
-        encoder=lambda input_shape, n_components: keras.Sequential(
-            [keras.Input(input_shape), keras.layers.Dense(n_components)]
-        ),
-        **TINY,
-    ).fit(X)
-    assert ae.transform(X).shape == (300, 2)
-    # The decoder is the built-in one.
-    assert ae.hidden_layer_sizes_ == (4,)
-
-
-def test_user_builders_get_image_shapes(digits):
-    _, images = digits
-    seen = []
-
-    def encoder(input_shape, n_components):
-        seen.append((input_shape, n_components))
-        return small_encoder(input_shape, n_components)
-
-    ae = AutoencoderTransformer(
-        encoder=encoder, decoder=small_decoder, input_shape=(8, 8, 1), **TINY
-    ).fit(images)
-    assert seen == [((8, 8, 1), 2)]
-    assert ae.inverse_transform(ae.transform(images)).shape == (300, 8, 8)
-
-
-def test_user_encoder_sets_the_code_width_when_n_components_is_none(digits):
-    X, _ = digits
-    ae = AutoencoderTransformer(
-        n_components=None, encoder=small_encoder, decoder=small_decoder, **TINY
-    ).fit(X)
-    # small_encoder picks 3 units when it is given None.
-    assert ae.n_components_ == 3
-    assert ae.transform(X).shape == (300, 3)
-    assert ae.get_feature_names_out().shape == (3,)
-
-
-def test_user_model_is_copied_not_trained_in_place(digits):
-    X, _ = digits
-    template = small_encoder((64,), 2)
-    before = [w.copy() for w in template.get_weights()]
-    ae = AutoencoderTransformer(
-        encoder=template, decoder=small_decoder((64,), 2), **TINY
-    ).fit(X)
-    for w0, w1 in zip(before, template.get_weights(), strict=True):
-        np.testing.assert_array_equal(w0, w1)
-    assert ae.get_params()["encoder"] is template
-    trained = {id(v) for v in ae.encoder_.weights}
-    assert not trained & {id(v) for v in template.weights}
-    # Fresh weights from random_state, as for the built-in networks.
-    again = AutoencoderTransformer(
-        encoder=template, decoder=small_decoder((64,), 2), **TINY
-    ).fit(X)
-    np.testing.assert_array_equal(again.transform(X), ae.transform(X))
-
-
-def test_user_model_params_survive_clone_set_params_and_pickle(digits):
-    X, _ = digits
-    template = small_encoder((64,), 2)
-    ae = AutoencoderTransformer(encoder=template, **TINY)
-    copy = clone(ae)
-    assert copy.encoder is not template
-    assert _layer_configs(copy.encoder) == _layer_configs(template)
-    other = small_encoder((64,), 2)
-    assert copy.set_params(encoder=other).encoder is other
-    restored = pickle.loads(pickle.dumps(ae.fit(X)))
-    np.testing.assert_array_equal(restored.transform(X), ae.transform(X))
-    assert _layer_configs(restored.encoder) == _layer_configs(template)
-
-
-def _layer_configs(model):
-    # Without build configs: a deep copy may turn their shape tuples into lists.
-    return [
-        {k: v for k, v in layer.get_config().items() if k != "build_config"}
-        for layer in model.layers
-    ]
-
-
-def test_user_builders_leave_python_random_alone(digits, tmp_path):
-    X, _ = digits
-    state = random.getstate()
-    ae = make("user-networks").fit(X)
-    assert random.getstate() == state
-    # transform's float64 twin and load rebuild the user layers too.
-    ae.transform(X)
-    assert random.getstate() == state
-    with warnings.catch_warnings():
-        # That the builders are saved as None, tested in test_persistence.
-        warnings.simplefilter("ignore", UserWarning)
-        path = ae.save(tmp_path / "ae.skae")
-    skae.load(path).transform(X)
-    assert random.getstate() == state
-
-
-def _dense_out(units):
-    return lambda input_shape, n_components: keras.Sequential(
-        [keras.Input((n_components,)), keras.layers.Dense(units)]
-    )
-
-
-@pytest.mark.parametrize(
-    ("params", "error", "message"),
-    [
-        (
-            dict(encoder=small_encoder((10,), 2)),
-            ValueError,
-            r"Expected the encoder to take inputs of shape \(None, 64\)\. "
-            r"Received: encoder with input_shape=\(None, 10\)",
-        ),
-        (
-            dict(encoder=small_encoder((64,), 3)),
-            ValueError,
-            r"Expected the encoder to output codes of shape \(None, 2\)\. "
-            r"Received: encoder with output_shape=\(None, 3\)",
-        ),
-        (
-            dict(decoder=_dense_out(5)),
-            ValueError,
-            r"Expected the decoder to output reconstructions of shape "
-            r"\(None, 64\), the shape of the input\. Received: decoder with "
-            r"output_shape=\(None, 5\)",
-        ),
-        (
-            dict(decoder=small_decoder((64,), 3)),
-            ValueError,
-            r"Expected the decoder to take inputs of shape \(None, 2\)",
-        ),
-        (
-            dict(encoder=lambda input_shape, n_components: "not a model"),
-            TypeError,
-            r"Expected encoder\(input_shape, n_components\) to return a keras.Model",
-        ),
-    ],
-)
-def test_user_network_shapes_are_checked(digits, params, error, message):
-    X, _ = digits
-    with pytest.raises(error, match=message):
-        AutoencoderTransformer(**TINY, **params).fit(X)
+# -- the builders: layer normalisation, shapes, auto widths ---------------------
 
 
 def _layer_kinds(model):
@@ -626,12 +404,6 @@ def test_unknown_normalization_is_refused_by_the_builders(build, value):
         build((8, 8), 2, (4,), normalization=value)
 
 
-@pytest.mark.parametrize("value", ["batch", True, "Layer"])
-def test_unknown_normalization_is_refused_by_the_estimator(value):
-    with pytest.raises(ValueError, match="'normalization' parameter"):
-        AutoencoderTransformer(normalization=value, **TINY).fit(np.ones((10, 3)))
-
-
 def test_builders_agree_with_the_estimator():
     encoder, decoder = build_dense((8, 8), 2, (4,))
     assert encoder.input_shape == (None, 8, 8)
@@ -639,3 +411,32 @@ def test_builders_agree_with_the_estimator():
     encoder, decoder = build_conv((64,), 2, (4,))
     assert encoder.output_shape == (None, 2)
     assert decoder.output_shape == (None, 64)
+
+
+@pytest.mark.parametrize(
+    "n_features, n_components, expected",
+    [
+        (5, 2, (64,)),
+        (64, 2, (256, 128)),
+        (784, 2, (512, 256, 128)),
+        (784, 40, (512, 256)),
+        (784, 200, (512,)),
+    ],
+)
+def test_auto_hidden_layer_sizes_halve_down_to_four_times_the_code(
+    n_features, n_components, expected
+):
+    sizes = auto_hidden_layer_sizes(n_features, n_components)
+    assert sizes == expected
+    # Widest first, each next one half, none under four times the code (past
+    # the first, which is at least 64 and at most 512).
+    assert 64 <= sizes[0] <= 512 and len(sizes) <= 3
+    assert all(b == a // 2 for a, b in itertools.pairwise(sizes))
+    assert all(size >= max(128, 4 * n_components) for size in sizes[1:])
+
+
+@pytest.mark.parametrize("n_components, width", [(2, 128), (32, 128), (40, 160)])
+def test_auto_hidden_layer_sizes_with_structure_are_three_equal_layers(
+    n_components, width
+):
+    assert auto_hidden_layer_sizes(784, n_components, structure=True) == (width,) * 3

@@ -1,8 +1,11 @@
-"""PCA-initialised networks start exactly at PCA and behave as skae's others.
+"""PCA's basis, PCA-started networks and the search over code sizes (``_pca_init``).
 
 The untrained encoder and decoder must reproduce scikit-learn's PCA on the
-scaled data, survive the float64 copy made for inference and a ``.keras``
-round trip in safe mode, and be reproducible given the seed.
+scaled data, survive a ``.keras`` round trip in safe mode, and be reproducible
+given the seed; the basis is the same from rows in memory and streamed; PCA's
+R² curve and ``select_n_components`` find the smallest code size; and an
+estimator with ``init="pca"`` starts at PCA and, with early stopping, never
+ends worse than it.
 """
 
 import math
@@ -12,17 +15,43 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import tensorflow as tf
+from sklearn.datasets import load_digits as sklearn_load_digits
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 
-from skae._inference import float64_copy as _float64_copy
+from skae import AutoencoderTransformer, _streaming
+from skae._input import row_set
 from skae._pca_init import (
+    basis_of_rows,
     build_pca_dense,
     pca_basis,
     pca_r2_curve,
     select_n_components,
 )
 from skae._scaling import fit_scaling
+
+SMALL = dict(hidden_layer_sizes=(8,), epochs=3, random_state=0)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_convergence():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def X():
+    return sklearn_load_digits().data[:300]
+
+
+def _memmap(tmp_path, X, dtype=np.float64):
+    mm = np.lib.format.open_memmap(tmp_path / "X.npy", "w+", dtype, X.shape)
+    mm[:] = X
+    mm.flush()
+    return np.load(tmp_path / "X.npy", mmap_mode="r")
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +211,39 @@ def test_basis_summary(scaled_digits):
     )
 
 
+@pytest.mark.parametrize("kind", ["memmap", "csr"])
+def test_basis_of_streamed_rows_is_that_of_rows_in_memory(
+    X, tmp_path, monkeypatch, kind
+):
+    # Chunks of about 64 rows: IncrementalPCA sees the rows five at a time.
+    monkeypatch.setattr(_streaming, "_BATCH_BYTES", 64 * 8 * 64)
+    offset, scale = fit_scaling(X, "center")
+    rows = np.arange(300)
+    data = _memmap(tmp_path, X) if kind == "memmap" else sp.csr_matrix(X)
+    in_memory = basis_of_rows(row_set(X, rows, offset, scale, (64,)), 5, 0)
+    streamed = basis_of_rows(row_set(data, rows, offset, scale, (8, 8)), 5, 0)
+    assert set(streamed) == set(in_memory)
+    for name, value in in_memory.items():
+        assert np.shape(streamed[name]) == np.shape(value), name
+    np.testing.assert_allclose(streamed.mean, in_memory.mean, atol=1e-6)
+    np.testing.assert_allclose(
+        streamed.total_variance, in_memory.total_variance, rtol=1e-5
+    )
+    # The leading axes agree up to sign, and the variance along them.
+    np.testing.assert_allclose(
+        np.abs(np.sum(streamed.components * in_memory.components, axis=1)),
+        1.0,
+        atol=1e-2,
+    )
+    # IncrementalPCA keeps 5 axes between chunks: a little variance is lost.
+    np.testing.assert_allclose(
+        streamed.explained_variance, in_memory.explained_variance, rtol=3e-2
+    )
+    np.testing.assert_allclose(
+        streamed.residual_variance, in_memory.residual_variance, rtol=3e-2
+    )
+
+
 # -- errors --------------------------------------------------------------------
 
 
@@ -219,21 +281,6 @@ def _perturbed(models, seed=0):
             [w + 0.01 * rng.normal(size=w.shape) for w in model.get_weights()]
         )
     return models
-
-
-@pytest.mark.parametrize("trainable_linear", [True, False])
-def test_float64_copy_keeps_the_weights(scaled_digits, trainable_linear):
-    Xs = scaled_digits["center"]
-    encoder, decoder = _perturbed(
-        _build(Xs, 2, code_l1=0.01, trainable_linear=trainable_linear)
-    )
-    for model, X in [(encoder, Xs), (decoder, _run(encoder, Xs))]:
-        twin = _float64_copy(model)
-        assert twin is not None
-        assert all(w.dtype == "float64" for w in twin.weights)
-        np.testing.assert_allclose(
-            _run(twin, X.astype(np.float64)), _run(model, X), atol=1e-4
-        )
 
 
 def test_keras_file_round_trip_in_safe_mode(scaled_digits, tmp_path):
@@ -378,3 +425,55 @@ def test_select_n_components_checks_its_arguments(kwargs):
     kwargs = {"target": 0.9, "upper": 4, **kwargs}
     with pytest.raises(ValueError, match=r"Expected .*Received"):
         select_n_components(fit_and_score=lambda k: 1.0, **kwargs)
+
+
+# -- the estimator with init="pca" -------------------------------------------
+
+
+def test_pca_init_starts_at_pca(X):
+    from sklearn.decomposition import PCA
+
+    ae = AutoencoderTransformer(
+        8, init="pca", epochs=1, learning_rate=1e-12, noise=0.0, random_state=0
+    ).fit(X)
+    pca = PCA(8).fit(X)
+    # The code is PCA's in scaled units; the reconstruction PCA's own.
+    np.testing.assert_allclose(
+        ae.transform(X) * ae.input_scale_[0], pca.transform(X), atol=1e-3
+    )
+    np.testing.assert_allclose(
+        ae.inverse_transform(ae.transform(X)),
+        pca.inverse_transform(pca.transform(X)),
+        atol=1e-3,
+    )
+
+
+def test_pca_init_with_early_stopping_is_never_worse_than_pca_on_validation(X):
+    # A learning rate that only makes things worse: the PCA start is restored,
+    # its corrections still exactly zero.
+    ae = AutoencoderTransformer(
+        8, init="pca", early_stopping=True, learning_rate=1.0, epochs=5, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ae.fit(X)
+    for model, layer in [
+        (ae.encoder_, "code_correction"),
+        (ae.decoder_, "output_correction"),
+    ]:
+        kernel, bias = model.get_layer(layer).get_weights()
+        assert not kernel.any() and not bias.any()
+    assert len(ae.history_["val_loss"]) == 5
+
+
+def test_pca_init_partial_fit_and_memmap(X, tmp_path):
+    ae = AutoencoderTransformer(4, init="pca", hidden_layer_sizes=(8,), random_state=0)
+    for chunk in np.array_split(X, 3):
+        ae.partial_fit(chunk)
+    assert ae.n_iter_ == 3 and np.isfinite(ae.transform(X)).all()
+    mm = AutoencoderTransformer(4, init="pca", **SMALL).fit(_memmap(tmp_path, X))
+    mem = AutoencoderTransformer(4, init="pca", **SMALL).fit(X)
+    # IncrementalPCA on chunks and PCA in memory find the same axes.
+    np.testing.assert_allclose(
+        np.abs(mm.transform(X)), np.abs(mem.transform(X)), rtol=1e-2, atol=1e-2
+    )

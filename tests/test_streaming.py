@@ -1,4 +1,10 @@
-"""Batch-at-a-time input: memmaps, sliceable array-likes and sparse matrices."""
+"""Batch-at-a-time reading (``skae._streaming``): memmaps, array-likes, sparse.
+
+The low-level readers: which inputs are streamed (``is_streamable``), their
+checks without reading them (``check_streamable``), rows and batches read
+(``take_rows``, ``iter_batches``) and non-finite values reported as scikit-learn
+does, when read. The scaling computed from such input is in test_scaling.py.
+"""
 
 import itertools
 import re
@@ -8,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from skae._scaling import ScalingStats, fit_scaling, fit_scaling_streaming
+from skae._scaling import fit_scaling_streaming
 from skae._streaming import (
     auto_batch_rows,
     check_streamable,
@@ -18,7 +24,6 @@ from skae._streaming import (
     take_rows,
 )
 
-METHODS = [None, "center", "standard", "minmax"]
 SPARSE_KINDS = [
     f"{fmt}_{cls}" for fmt in ("csr", "csc", "coo") for cls in ("array", "matrix")
 ]
@@ -421,153 +426,6 @@ def test_non_finite_messages_match_sklearn():
         match=r"Input X contains infinity or a value too large for dtype\('float32'\)",
     ):
         next(iter_batches(np.array([[1e300, 0.0]]), dtype=np.float32))
-
-
-# ---------------------------------------------------------------------- scaling
-
-
-def _assert_same_scaling(got, expected):
-    for g, e in zip(got, expected, strict=True):
-        assert g.dtype == np.float64 and g.shape == e.shape
-        np.testing.assert_allclose(g, e, rtol=1e-12, atol=0)
-
-
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, bool])
-@pytest.mark.parametrize("kind", ["ndarray", "memmap", "slice_only", "csc_matrix"])
-def test_fit_scaling_streaming_matches_fit_scaling(make, method, dtype, kind):
-    dense = _data(dtype=dtype)
-    X = check_streamable(make(kind, dense))
-    got = fit_scaling_streaming(X, method, batch_rows=37)  # uneven: 203 = 5*37 + 18
-    _assert_same_scaling(got, fit_scaling(dense, method))
-
-
-def _chunks(X, sizes):
-    bounds = np.cumsum([0, *sizes])
-    assert bounds[-1] == len(X)
-    return [X[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_updates_by_chunks_equal_the_concatenation(method):
-    X = _data(500, 5)
-    chunks = _chunks(X, [1, 0, 17, 250, 2, 0, 99, 131])
-    expected = fit_scaling(X, method)
-    rng = np.random.RandomState(0)
-    for order in [range(len(chunks)), reversed(range(len(chunks))), rng.permutation(8)]:
-        stats = ScalingStats()
-        for i in order:
-            stats.update(chunks[i])
-        assert stats.n_samples_seen_ == 500
-        _assert_same_scaling(stats.result(method), expected)
-        np.testing.assert_allclose(stats.mean_, X.mean(axis=0), rtol=1e-12)
-        np.testing.assert_allclose(stats.var_, X.var(axis=0), rtol=1e-12)
-        np.testing.assert_array_equal(stats.data_min_, X.min(axis=0))
-        np.testing.assert_array_equal(stats.data_max_, X.max(axis=0))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_update_equals_fit_scaling_to_round_off(dtype):
-    X = _data(300, 4, dtype=dtype)
-    stats = ScalingStats().update(X)
-    for method in METHODS:
-        for got, expected in zip(
-            stats.result(method), fit_scaling(X, method), strict=True
-        ):
-            np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
-
-
-def test_data_far_from_zero_keeps_precision():
-    # Merging chunk means computed from values near 1e8 would carry their
-    # summation round-off into the variance (relative 1e-10 here); the spread
-    # must come out as accurately as from the data moved to 0 (exactly, as
-    # 1e8 + x - 1e8 is exact for these x).
-    X = 1e8 + _data(400, 3)
-    stats = ScalingStats()
-    for chunk in _chunks(X, [100, 3, 297]):
-        stats.update(chunk)
-    np.testing.assert_allclose(stats.var_, (X - 1e8).var(axis=0), rtol=1e-12)
-    _assert_same_scaling(stats.result("standard"), fit_scaling(X, "standard"))
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_constant_columns(method):
-    # Values whose sums are exact, so that fit_scaling too finds no spread.
-    X = _data(120, 4)
-    X[:, 0] = 3.0
-    X[:, 2] = 0.0
-    X = np.column_stack([X, np.full(120, 0.1, dtype=np.float32)])
-    expected = fit_scaling(X, method)
-    assert fit_scaling(X, "standard")[1][[0, 2, 4]].tolist() == [1.0, 1.0, 1.0]
-    stats = ScalingStats()
-    for chunk in _chunks(X, [7, 50, 63]):
-        stats.update(chunk)
-    _assert_same_scaling(stats.result(method), expected)
-    _assert_same_scaling(fit_scaling_streaming(X, method, batch_rows=11), expected)
-
-
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("value", [0.0, -2.5, 7.0])
-def test_constant_data_falls_back_to_unit_scale(method, value):
-    X = np.full((50, 3), value)
-    offset, scale = fit_scaling_streaming(X, method, batch_rows=8)
-    _assert_same_scaling((offset, scale), fit_scaling(X, method))
-    np.testing.assert_array_equal(scale, np.ones(3))
-
-
-def test_constant_column_has_exactly_zero_variance():
-    # fit_scaling's float64 mean of 1000 copies of 0.1 misses 0.1 by round-off,
-    # which its std then reports as a spread of 1e-15 (and a scale of 1e-15).
-    # The streaming statistics know the column is constant from its range.
-    X = np.column_stack([np.full(1000, 0.1), _data(1000, 1)])
-    stats = ScalingStats()
-    for chunk in _chunks(X, [333, 667]):
-        stats.update(chunk)
-    assert stats.var_[0] == 0.0 and stats.mean_[0] == 0.1
-    offset, scale = stats.result("standard")
-    assert offset[0] == 0.1 and scale[0] == 1.0
-    np.testing.assert_allclose(scale[1], X[:, 1].std(), rtol=1e-12)
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_single_sample(method):
-    X = _data(1, 4)
-    _assert_same_scaling(fit_scaling_streaming(X, method), fit_scaling(X, method))
-
-
-def test_scaling_stats_errors():
-    stats = ScalingStats()
-    with pytest.raises(ValueError, match="Expected at least one update"):
-        stats.result("center")
-    stats.update(np.zeros((0, 3)))
-    assert stats.n_samples_seen_ == 0 and stats.n_features == 3
-    _assert_same_scaling(stats.result(None), (np.zeros(3), np.ones(3)))
-    with pytest.raises(ValueError, match="at least one sample to compute"):
-        stats.result("standard")
-    with pytest.raises(ValueError, match=r"batch with 3 features, .* shape \(2, 4\)"):
-        stats.update(np.zeros((2, 4)))
-    with pytest.raises(ValueError, match=r"Expected a 2-D batch .* shape \(3,\)"):
-        stats.update(np.zeros(3))
-    stats.update(np.ones((2, 3)))
-    with pytest.raises(ValueError, match=r"method to be None or one of .*'robust'"):
-        stats.result("robust")
-
-
-def test_fit_scaling_streaming_reads_nothing_it_does_not_need():
-    X = Unreadable(_data(10, 3))
-    _assert_same_scaling(fit_scaling_streaming(X, None), (np.zeros(3), np.ones(3)))
-    with pytest.raises(ValueError, match="method to be None or one of"):
-        fit_scaling_streaming(X, "pca")
-
-
-def test_sparse_scaling_matches_dense():
-    X = sp.random_array((300, 8), density=0.1, format="coo", rng=0)
-    dense = X.toarray()
-    X = check_streamable(X)
-    for method in METHODS:
-        _assert_same_scaling(
-            fit_scaling_streaming(X, method, batch_rows=64), fit_scaling(dense, method)
-        )
 
 
 # ---------------------------------------------------------------------- memory

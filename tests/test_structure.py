@@ -1,4 +1,11 @@
-"""The structure term: its neighbour graph, its loss, and the estimator's use of it."""
+"""The structure term (``skae._structure``) and structured fits.
+
+UMAP's fuzzy neighbour graph (exact, or NN-descent for large data), the
+contrastive loss, and what a fit with ``structure_weight > 0`` does: the
+networks' sizes, the decoder-only phase, the annealed learning rate, chunks
+of ``partial_fit``. How such input is read is in test_input.py, the epochs'
+XLA compilation in test_training.py.
+"""
 
 import importlib.machinery
 import pickle
@@ -9,13 +16,12 @@ import warnings
 import keras
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import tensorflow as tf
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
-from skae import AutoencoderTransformer, _fit, _structure, _training
+from skae import AutoencoderTransformer, _structure
 from skae._structure import contrastive_loss, neighbour_graph
 from skae.architectures import auto_hidden_layer_sizes
 
@@ -143,7 +149,9 @@ def test_small_data_and_missing_pynndescent_search_exactly(
     X = np.random.RandomState(6).normal(size=(40, 4))
     neighbour_graph(X, n_neighbors=5)  # 40 rows: under the threshold
     monkeypatch.setattr(_structure, "_EXACT_MAX_ROWS", 39)
-    monkeypatch.setattr(_structure, "approximate_search_available", lambda: False)
+    # As if pynndescent were not installed: importing it fails.
+    monkeypatch.setitem(sys.modules, "pynndescent", None)
+    assert not _structure.approximate_search_available()
     graph = neighbour_graph(X, n_neighbors=5)
     assert fake_pynndescent.calls == []
     np.testing.assert_array_equal(graph.neighbours, brute_neighbours(X, 5))
@@ -270,105 +278,6 @@ def test_auto_hidden_layer_sizes_follow_structure_weight(blobs):
     assert fixed.hidden_layer_sizes_ == (16,)
 
 
-def test_bank_noise_takes_whole_rows_of_the_bank():
-    x = tf.zeros((64, 3))
-    bank = tf.constant(np.arange(30.0, dtype=np.float32).reshape(10, 3))
-    noisy = _training._corrupt(x, 0.5, 0.0, tf.constant([1, 2]), True, bank).numpy()
-    rows = [tuple(r) for r in 0.5 * bank.numpy()]
-    assert all(tuple(r) in rows for r in noisy)
-    assert len({tuple(r) for r in noisy}) > 5  # random rows, not one
-    again = _training._corrupt(x, 0.5, 0.0, tf.constant([1, 2]), True, bank).numpy()
-    np.testing.assert_array_equal(noisy, again)
-
-
-def _py_identity(x):
-    # An op XLA has no kernel for: compiling a graph that holds it fails.
-    y = tf.py_function(lambda a: a, [x], Tout=x.dtype)
-    y.set_shape(x.shape)
-    return y
-
-
-def test_xla_falls_back_to_the_graph_where_it_cannot_compile():
-    calls = []
-
-    def fn(x):
-        calls.append(x.shape)  # once per trace
-        return _py_identity(x) * 2.0
-
-    run = _training._xla_or_graph(fn)
-    np.testing.assert_array_equal(run(tf.constant([1.0, 2.0])), [2.0, 4.0])
-    np.testing.assert_array_equal(run(tf.constant([3.0, 4.0])), [6.0, 8.0])
-    assert len(calls) == 2  # the failed XLA trace, then the graph's, reused
-
-
-def test_xla_is_skipped_when_not_asked_for():
-    traces = []
-
-    def fn(x):
-        traces.append(tf.inside_function())
-        return _py_identity(x) * 2.0
-
-    run = _training._xla_or_graph(fn)
-    np.testing.assert_array_equal(run(tf.constant([1.0]), xla=False), [2.0])
-    np.testing.assert_array_equal(run(tf.constant([2.0]), xla=False), [4.0])
-    assert len(traces) == 1  # the graph's trace only: XLA was never tried
-
-
-@pytest.mark.parametrize("min_edges, expected", [(0, True), (10**9, False)])
-def test_fit_compiles_with_xla_from_enough_edges(
-    monkeypatch, blobs, min_edges, expected
-):
-    # Compiling costs about a second: more than a short fit takes in all.
-    asked = []
-    xla_or_graph = _training._xla_or_graph
-
-    def spy(fn):
-        run = xla_or_graph(fn)
-
-        def recording(*args, xla=True):
-            asked.append(xla)
-            return run(*args, xla=xla)
-
-        return recording
-
-    monkeypatch.setattr(_training, "_xla_or_graph", spy)
-    monkeypatch.setattr(_training, "_XLA_MIN_EDGES", min_edges)
-    X, _ = blobs
-    AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
-    assert asked and set(asked) == {expected}
-
-
-def test_xla_errors_after_a_compiled_call_are_raised():
-    # A later trace that XLA refuses is an error in the epoch, not a reason to
-    # switch to the graph half-way through a fit.
-    def fn(x):
-        return _py_identity(x) if x.dtype == tf.float64 else x * 2.0
-
-    run = _training._xla_or_graph(fn)
-    np.testing.assert_array_equal(run(tf.constant([1.0, 2.0])), [2.0, 4.0])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="EagerPyFunc"):
-        run(tf.constant([1.0, 2.0], tf.float64))
-
-
-def py_encoder(input_shape, n_components):
-    """An encoder with a ``tf.py_function`` in it: XLA cannot compile it."""
-    inputs = keras.Input(shape=input_shape)
-    hidden = keras.layers.Dense(8, activation="relu")(inputs)
-    hidden = keras.layers.Lambda(_py_identity, output_shape=(8,))(hidden)
-    return keras.Model(inputs, keras.layers.Dense(n_components)(hidden))
-
-
-def test_structured_fit_trains_networks_xla_cannot_compile(monkeypatch, blobs):
-    monkeypatch.setattr(_training, "_XLA_MIN_EDGES", 0)  # XLA is tried first
-    X, _ = blobs
-    ae = AutoencoderTransformer(structure_weight=1.0, encoder=py_encoder, **FAST)
-    ae.fit(X)
-    assert ae.n_iter_ == len(ae.history_["loss"]) and ae.n_iter_ > 0
-    assert np.all(np.isfinite(ae.history_["loss"]))
-    assert ae.history_["loss"][-1] < ae.history_["loss"][0]
-    assert np.all(np.isfinite(ae.transform(X)))
-
-
 def test_structured_fit_is_denoising(blobs):
     X, _ = blobs
     noisy = AutoencoderTransformer(structure_weight=1.0, noise=0.7, **FAST).fit(X)
@@ -401,18 +310,28 @@ def test_structured_fit_separates_clusters_more_than_plain(blobs):
     )
 
 
-def test_decoder_tuning_leaves_the_encoder_alone(blobs, monkeypatch):
+class _WeightsAtTrainEnd(keras.callbacks.Callback):
+    """The networks' weights when the structured training ends.
+
+    Callbacks follow the structured training only: what changes after it is
+    the decoder-only phase's doing.
+    """
+
+    def on_train_end(self, logs=None):
+        _, encoder, decoder = self.model.layers
+        self.seen = {
+            "encoder": [w.copy() for w in encoder.get_weights()],
+            "decoder": [w.copy() for w in decoder.get_weights()],
+        }
+
+
+def test_decoder_tuning_leaves_the_encoder_alone(blobs):
     X, _ = blobs
-    seen = {}
-    original = _fit._tune_decoder
-
-    def spy(plan, run, networks, *args):
-        seen["encoder"] = [w.copy() for w in networks.encoder.get_weights()]
-        seen["decoder"] = [w.copy() for w in networks.decoder.get_weights()]
-        return original(plan, run, networks, *args)
-
-    monkeypatch.setattr(_fit, "_tune_decoder", spy)
-    ae = AutoencoderTransformer(structure_weight=1.0, **{**FAST, "epochs": 8}).fit(X)
+    record = _WeightsAtTrainEnd()
+    ae = AutoencoderTransformer(
+        structure_weight=1.0, callbacks=[record], **{**FAST, "epochs": 8}
+    ).fit(X)
+    seen = record.seen
     for before, after in zip(seen["encoder"], ae.encoder_.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)
     assert any(
@@ -488,64 +407,28 @@ def test_partial_fit_uses_each_chunks_own_graph(blobs):
     assert np.all(np.isfinite(ae.transform(X)))
 
 
-def test_fit_anneals_the_learning_rate_and_partial_fit_keeps_it(blobs, monkeypatch):
+class _RecordRate(keras.callbacks.Callback):
+    """The optimizer's learning rate of each epoch, as callbacks see it."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate))
+
+
+def test_fit_anneals_the_learning_rate_and_partial_fit_keeps_it(blobs):
     X, _ = blobs
-    rates = []
-    original = _training.Trainer._structured_epoch
-
-    def spy(self, *args):
-        loss = original(self, *args)
-        rates.append(float(self.optimizer.learning_rate))
-        return loss
-
-    monkeypatch.setattr(_training.Trainer, "_structured_epoch", spy)
+    record = _RecordRate()
     params = {**FAST, "epochs": 4, "learning_rate": 0.01, "structure_weight": 1.0}
-    AutoencoderTransformer(**params).fit(X)
+    AutoencoderTransformer(callbacks=[record], **params).fit(X)
+    rates = record.rates
     np.testing.assert_allclose(rates, [0.01, 0.0075, 0.005, 0.0025], rtol=1e-6)
     # partial_fit has no last epoch to anneal towards.
-    rates.clear()
-    ae = AutoencoderTransformer(**params)
+    record = _RecordRate()
+    ae = AutoencoderTransformer(callbacks=[record], **params)
     for chunk in np.array_split(X, 3):
         ae.partial_fit(chunk)
+    rates = record.rates
     np.testing.assert_allclose(rates, [0.01] * 3, rtol=1e-6)
-
-
-@pytest.mark.parametrize("method", ["fit", "partial_fit"])
-def test_sparse_input_is_refused_with_structure(blobs, method):
-    X, _ = blobs
-    ae = AutoencoderTransformer(structure_weight=1.0, **FAST)
-    with pytest.raises(ValueError, match=r"sparse.*structure_weight=1\.0"):
-        getattr(ae, method)(sp.csr_matrix(X))
-    assert not hasattr(ae, "encoder_")
-
-
-def test_a_memmap_is_read_whole_and_fits_as_the_array(blobs, tmp_path):
-    X, _ = blobs
-    path = tmp_path / "X.npy"
-    np.save(path, X)
-    mapped = AutoencoderTransformer(structure_weight=1.0, **FAST).fit(
-        np.load(path, mmap_mode="r")
-    )
-    ae = AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
-    np.testing.assert_array_equal(mapped.transform(X), ae.transform(X))
-
-
-def test_sparse_tag_follows_structure_weight():
-    assert AutoencoderTransformer().__sklearn_tags__().input_tags.sparse
-    tags = AutoencoderTransformer(structure_weight=1.0).__sklearn_tags__()
-    assert not tags.input_tags.sparse
-
-
-@pytest.mark.parametrize(
-    "params, match",
-    [
-        (dict(structure_weight=-1.0), "structure_weight"),
-        (dict(structure_weight="big"), "structure_weight"),
-        (dict(n_neighbors=0), "n_neighbors"),
-        (dict(n_neighbors=2.5), "n_neighbors"),
-    ],
-)
-def test_bad_structure_parameters_are_refused(blobs, params, match):
-    X, _ = blobs
-    with pytest.raises(ValueError, match=match):
-        AutoencoderTransformer(**params).fit(X)

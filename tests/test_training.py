@@ -1,4 +1,12 @@
-"""Training faults fail loudly and leave no half-fitted estimator behind."""
+"""Training (``skae._training``): the ``Trainer`` and the epoch loop ``train``.
+
+``Trainer`` and ``train`` on their own, then through the estimator: verbose
+output, callbacks (they see every epoch, stop training, set the learning
+rate), early stopping, faults that fail loudly and leave no half-fitted
+estimator behind (divergence, interrupts), warnings that point at the caller,
+memory, parallel searches, the structured epochs' input noise and their
+compilation by XLA.
+"""
 
 import gc
 import inspect
@@ -16,7 +24,10 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, _training
+from skae._input import ArrayRows
+from skae._training import Schedule, Trainer, TrainerOptions, train
+from skae.architectures import build_dense
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -26,9 +37,22 @@ def _make_estimator(**params):
     return AutoencoderTransformer(**params)
 
 
+def small(**params):
+    """Five epochs: the estimator of test_estimator.py."""
+    return _make_estimator(**{"epochs": 5, **params})
+
+
 @pytest.fixture(scope="module")
 def X():
     return np.random.RandomState(0).rand(60, 5)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:400], y[:400]
 
 
 def _assert_unfitted(estimator):
@@ -49,6 +73,77 @@ class _Interrupt(keras.callbacks.Callback):
     def _maybe_interrupt(self, epoch, logs=None):
         if epoch == self.epoch:
             raise KeyboardInterrupt
+
+
+# -- Trainer and train on their own ------------------------------------------------
+
+
+OPTIONS = TrainerOptions(
+    loss="mse",
+    optimizer="adam",
+    learning_rate=1e-2,
+    batch_size=16,
+    noise=0.1,
+    masking=0.0,
+    structure_weight=0.0,
+)
+
+
+def _rows(X):
+    Xs = (X - X.mean(axis=0)) / X.std()
+    return ArrayRows(Xs.astype(np.float32))
+
+
+def _train(rows, seed=0, val_rows=None, **schedule):
+    encoder, decoder = build_dense((5,), 2, (8,), seed=0)
+    trainer = Trainer(encoder, decoder, OPTIONS, batch_size=16, seed=seed)
+    schedule = Schedule(
+        **{
+            "epochs": 20,
+            "noise": 0.1,
+            "tol": 0.0,
+            "n_iter_no_change": 100,
+            "warn_convergence": False,
+            **schedule,
+        }
+    )
+    trainer.start_loss = trainer.loss(rows)
+    history, n_iter = train(trainer, rows, val_rows, schedule, np.random.RandomState(0))
+    return trainer, history, n_iter
+
+
+def test_train_lowers_the_loss_and_the_seed_sets_the_weights(X):
+    rows = _rows(X)
+    trainer, history, n_iter = _train(rows)
+    assert n_iter == len(history["loss"]) == 20
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    # Trainer.loss, without the noise, fell too.
+    assert trainer.loss(rows) < 0.8 * trainer.start_loss
+    weights = trainer.autoencoder.get_weights()
+    again, _, _ = _train(rows)
+    for a, b in zip(weights, again.autoencoder.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The trainer's seed draws the noise: another seed, other weights.
+    other, _, _ = _train(rows, seed=1)
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(weights, other.autoencoder.get_weights(), strict=True)
+    )
+
+
+def test_train_stops_when_the_loss_stalls_and_records_validation(X):
+    rows, val_rows = _rows(X[:48]), _rows(X[48:])
+    # A tol no epoch can meet: the first epoch improves on nothing (inf), the
+    # next two do not, and the patience of two epochs runs out.
+    _, history, n_iter = _train(rows, tol=1e9, n_iter_no_change=2)
+    assert n_iter == len(history["loss"]) == 3
+    assert "val_loss" not in history
+    # With validation rows the starting point is a candidate too: the first
+    # epoch already fails to improve on it.
+    _, history, n_iter = _train(rows, val_rows=val_rows, tol=1e9, n_iter_no_change=2)
+    assert n_iter == 2
+    assert len(history["loss"]) == len(history["val_loss"]) == 2
+    assert np.all(np.isfinite(history["val_loss"]))
 
 
 # -- divergence ----------------------------------------------------------------
@@ -265,3 +360,220 @@ def test_grid_search_in_parallel_matches_sequential(X):
         results[1].cv_results_["mean_test_score"],
         results[2].cv_results_["mean_test_score"],
     )
+
+
+# -- verbose output, callbacks and early stopping ----------------------------------
+
+
+def test_verbose_0_prints_nothing(digits, capfd):
+    X, _ = digits
+    small(verbose=0).fit(X).transform(X)
+    out, _ = capfd.readouterr()
+    assert out == ""
+
+
+def test_verbose_1_prints_a_progress_bar_per_epoch(digits, capsys):
+    X, _ = digits
+    small(verbose=1, epochs=3).fit(X)
+    out = capsys.readouterr().out
+    assert out.count("Epoch ") == 3
+    assert "loss" in out
+
+
+def test_callbacks_see_epochs_and_can_stop_training(digits):
+    import keras
+
+    class StopAtTwo(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(logs["loss"])
+            if epoch == 1:
+                self.model.stop_training = True
+
+    callback = StopAtTwo()
+    ae = small(callbacks=[callback], epochs=10).fit(digits[0])
+    assert ae.n_iter_ == 2
+    assert callback.seen == ae.history_["loss"]
+
+
+def test_learning_rate_callbacks_set_the_optimizers_rate(digits):
+    import keras
+
+    class RecordRate(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.rates = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.rates.append(float(self.model.optimizer.learning_rate))
+
+    record = RecordRate()
+    schedule = keras.callbacks.LearningRateScheduler(lambda e, lr: 1e-3 * 0.1**e)
+    small(callbacks=[schedule, record], epochs=3, tol=0).fit(digits[0])
+    np.testing.assert_allclose(record.rates, [1e-3, 1e-4, 1e-5], rtol=1e-6)
+    # No epoch improves by 1e9: each after the first halves the rate.
+    record = RecordRate()
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="loss", patience=0, factor=0.5, min_delta=1e9
+    )
+    small(callbacks=[plateau, record], epochs=3, tol=0).fit(digits[0])
+    np.testing.assert_allclose(record.rates, [1e-3, 5e-4, 2.5e-4], rtol=1e-6)
+    with pytest.raises(TypeError, match=r"keras.callbacks.Callback.*'x'"):
+        small(callbacks=["x"]).fit(digits[0])
+    ae = small(epochs=1).fit(digits[0]).set_params(callbacks=["x"])
+    with pytest.raises(TypeError, match=r"keras.callbacks.Callback.*'x'"):
+        ae.partial_fit(digits[0])
+    assert ae.n_iter_ == 1
+
+
+def test_early_stopping_restores_best_weights(digits):
+    import keras
+
+    class RecordWeights(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.weights = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.weights.append(self.model.get_weights())
+
+    X, _ = digits
+    record = RecordWeights()
+    # A learning rate this high makes the validation loss jump around, so the
+    # best epoch is not the last one.
+    ae = small(
+        early_stopping=True,
+        epochs=60,
+        n_iter_no_change=3,
+        learning_rate=0.1,
+        callbacks=[record],
+    ).fit(X)
+    val = ae.history_["val_loss"]
+    assert ae.n_iter_ == len(val) < 60
+    best = int(np.argmin(val))
+    assert best < ae.n_iter_ - 1
+    kept = ae.encoder_.get_weights() + ae.decoder_.get_weights()
+    for got, expected in zip(kept, record.weights[best], strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+# -- structured epochs: input noise and XLA ----------------------------------------
+
+FAST = dict(hidden_layer_sizes=(16,), epochs=3, batch_size=32, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    # Three clusters on a curved 1-D manifold each, in 10-D.
+    rng = np.random.RandomState(0)
+    t = rng.uniform(0, 3, size=(300, 1))
+    centres = rng.normal(scale=4, size=(3, 10))
+    labels = np.repeat(np.arange(3), 100)
+    X = (
+        centres[labels]
+        + np.sin(t * np.arange(1, 11))
+        + rng.normal(scale=0.3, size=(300, 10))
+    )
+    return X, labels
+
+
+def test_bank_noise_takes_whole_rows_of_the_bank():
+    x = tf.zeros((64, 3))
+    bank = tf.constant(np.arange(30.0, dtype=np.float32).reshape(10, 3))
+    noisy = _training._corrupt(x, 0.5, 0.0, tf.constant([1, 2]), True, bank).numpy()
+    rows = [tuple(r) for r in 0.5 * bank.numpy()]
+    assert all(tuple(r) in rows for r in noisy)
+    assert len({tuple(r) for r in noisy}) > 5  # random rows, not one
+    again = _training._corrupt(x, 0.5, 0.0, tf.constant([1, 2]), True, bank).numpy()
+    np.testing.assert_array_equal(noisy, again)
+
+
+def _py_identity(x):
+    # An op XLA has no kernel for: compiling a graph that holds it fails.
+    y = tf.py_function(lambda a: a, [x], Tout=x.dtype)
+    y.set_shape(x.shape)
+    return y
+
+
+def test_xla_falls_back_to_the_graph_where_it_cannot_compile():
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape)  # once per trace
+        return _py_identity(x) * 2.0
+
+    run = _training._xla_or_graph(fn)
+    np.testing.assert_array_equal(run(tf.constant([1.0, 2.0])), [2.0, 4.0])
+    np.testing.assert_array_equal(run(tf.constant([3.0, 4.0])), [6.0, 8.0])
+    assert len(calls) == 2  # the failed XLA trace, then the graph's, reused
+
+
+def test_xla_is_skipped_when_not_asked_for():
+    traces = []
+
+    def fn(x):
+        traces.append(tf.inside_function())
+        return _py_identity(x) * 2.0
+
+    run = _training._xla_or_graph(fn)
+    np.testing.assert_array_equal(run(tf.constant([1.0]), xla=False), [2.0])
+    np.testing.assert_array_equal(run(tf.constant([2.0]), xla=False), [4.0])
+    assert len(traces) == 1  # the graph's trace only: XLA was never tried
+
+
+@pytest.mark.parametrize("min_edges, expected", [(0, True), (10**9, False)])
+def test_fit_compiles_with_xla_from_enough_edges(
+    monkeypatch, blobs, min_edges, expected
+):
+    # Compiling costs about a second: more than a short fit takes in all.
+    asked = []
+    xla_or_graph = _training._xla_or_graph
+
+    def spy(fn):
+        run = xla_or_graph(fn)
+
+        def recording(*args, xla=True):
+            asked.append(xla)
+            return run(*args, xla=xla)
+
+        return recording
+
+    monkeypatch.setattr(_training, "_xla_or_graph", spy)
+    monkeypatch.setattr(_training, "_XLA_MIN_EDGES", min_edges)
+    X, _ = blobs
+    AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
+    assert asked and set(asked) == {expected}
+
+
+def test_xla_errors_after_a_compiled_call_are_raised():
+    # A later trace that XLA refuses is an error in the epoch, not a reason to
+    # switch to the graph half-way through a fit.
+    def fn(x):
+        return _py_identity(x) if x.dtype == tf.float64 else x * 2.0
+
+    run = _training._xla_or_graph(fn)
+    np.testing.assert_array_equal(run(tf.constant([1.0, 2.0])), [2.0, 4.0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="EagerPyFunc"):
+        run(tf.constant([1.0, 2.0], tf.float64))
+
+
+def py_encoder(input_shape, n_components):
+    """An encoder with a ``tf.py_function`` in it: XLA cannot compile it."""
+    inputs = keras.Input(shape=input_shape)
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    hidden = keras.layers.Lambda(_py_identity, output_shape=(8,))(hidden)
+    return keras.Model(inputs, keras.layers.Dense(n_components)(hidden))
+
+
+def test_structured_fit_trains_networks_xla_cannot_compile(monkeypatch, blobs):
+    monkeypatch.setattr(_training, "_XLA_MIN_EDGES", 0)  # XLA is tried first
+    X, _ = blobs
+    ae = AutoencoderTransformer(structure_weight=1.0, encoder=py_encoder, **FAST)
+    ae.fit(X)
+    assert ae.n_iter_ == len(ae.history_["loss"]) and ae.n_iter_ > 0
+    assert np.all(np.isfinite(ae.history_["loss"]))
+    assert ae.history_["loss"][-1] < ae.history_["loss"][0]
+    assert np.all(np.isfinite(ae.transform(X)))
