@@ -21,7 +21,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _fit, _input, _params, _serialization
 from ._inference import Inference, score_samples
-from ._networks import Networks
 from ._utils import user_stacklevel
 
 
@@ -108,16 +107,15 @@ class AutoencoderTransformer(
         How the dense networks start. "pca": each half is a linear path set to
         PCA's projection (encoder) or reconstruction (decoder) of the scaled
         training data, plus a non-linear correction whose last layer starts at
-        zero, so the untrained model is exactly PCA and training improves on
-        it; with ``early_stopping=True`` the start is a candidate, so the
-        result is never worse than PCA on the validation rows. Needs
-        ``architecture="dense"``, no user networks, ``loss="mse"`` and linear
-        code and output activations (``output_activation="auto"`` then means
-        linear). "random": Glorot-uniform weights. "auto": "pca" where it
-        applies and the code is wider than 3 units (or a fraction of
-        variance), else "random": 2-D and 3-D codes are mostly looked at, and
-        there the random start gave better neighbourhoods. The start used is
-        ``init_``.
+        zero, so the untrained model is exactly PCA (``transform`` returns
+        ``PCA(n_components).fit(X).transform(X)``) and training starts from
+        PCA's solution. Needs ``architecture="dense"``, no user networks,
+        ``loss="mse"`` and linear code and output activations
+        (``output_activation="auto"`` then means linear). "random":
+        Glorot-uniform weights. "auto": "pca" where it applies, else
+        "random". The start used is ``init_``. Whatever the start, ``fit``
+        ends by comparing the trained networks with PCA's solution (see
+        ``solution_``).
 
     activation : str or None, default="relu"
         Activation of the hidden layers, any Keras activation name. None or
@@ -155,15 +153,18 @@ class AutoencoderTransformer(
 
     noise : float, default=0.7
         Standard deviation of Gaussian noise added to the inputs during training
-        only (a denoising autoencoder), as a fraction of the scaled data's root
-        mean square feature standard deviation, so it means the same whatever the
-        scaling. Never applied in ``transform``. Denoising regularises the map:
-        on the digits benchmark 0.7 raised held-out 2-D kNN accuracy from 0.84
-        to 0.93 and lowered held-out reconstruction error; 0 trains a plain
-        autoencoder. With a PCA start (``init_="pca"``) the fraction is of the
-        RMS that PCA's ``n_components`` axes leave unexplained, the detail the
-        code must add: noise on the whole data's scale would drown it in wide
-        codes.
+        only (a denoising autoencoder), as a fraction of each feature's own
+        standard deviation, so that it means the same whatever the scaling and
+        a feature of small spread (a raw table's column in small units) is not
+        drowned by noise of another's size. Never applied in ``transform``.
+        Denoising regularises the map: on the digits benchmark 0.7 raised
+        held-out 2-D kNN accuracy from 0.84 to 0.93 and lowered held-out
+        reconstruction error; 0 trains a plain autoencoder. With a PCA start
+        (``init_="pca"``) the fraction is of each feature's spread that PCA's
+        ``n_components`` axes leave unexplained, the detail the code must add:
+        noise on the whole data's scale would drown it in wide codes. With
+        ``structure_weight > 0`` every feature gets the root mean square of
+        those spreads, as the structure term's recipe was measured.
 
     masking : float, default=0.0
         Fraction of scaled input values set to zero during training only
@@ -216,21 +217,25 @@ class AutoencoderTransformer(
         Name of a Keras optimizer, e.g. "adam", "sgd", "rmsprop", "adadelta".
 
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data and stop when its
-        loss has not improved by ``tol`` for ``n_iter_no_change`` epochs, restoring
-        the weights of the best epoch. When False, the training loss is
-        monitored the same way (as scikit-learn's MLP does).
+        Stop when the loss of the validation rows has not improved by ``tol``
+        for ``n_iter_no_change`` epochs, restoring the weights of the best
+        epoch. When False, the training loss is monitored the same way (as
+        scikit-learn's MLP does).
 
     validation_fraction : float, default=0.1
-        Fraction of the training data held out when ``early_stopping=True``
-        or ``n_components`` is a fraction of variance (then at least two
-        rows, since R² needs their spread).
+        Fraction of the training data that ``fit`` holds out of training:
+        the rows on which it compares the trained networks with PCA (see
+        ``solution_``; data too small to spare one compares on the training
+        rows), which early stopping monitors and the search for a fraction of
+        variance scores (then at least two rows, since R² needs their
+        spread). None are held out when none of the three applies.
 
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
 
     tol : float, default=1e-4
-        Minimum improvement of the monitored loss that counts.
+        Minimum improvement of the monitored loss that counts, relative to
+        the best loss so far: the loss's scale is the data's.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the shuffling, the validation split and the noise.
@@ -252,9 +257,29 @@ class AutoencoderTransformer(
     Attributes
     ----------
     encoder_ : keras.Model
-        Maps scaled input rows to codes.
+        Maps scaled input rows to codes, before ``code_scale_``.
     decoder_ : keras.Model
-        Maps codes to scaled reconstructions.
+        Maps codes (divided by ``code_scale_``) to scaled reconstructions.
+    code_scale_ : float
+        Multiplies the encoder's output in ``transform`` (and divides codes in
+        ``inverse_transform``): the input's one scale when every feature has
+        the same (``scaling="center"`` or "minmax") and the code is linear
+        and the built-in encoder's, else 1. It puts the codes in the input's
+        units, as PCA's scores are.
+    solution_ : {"autoencoder", "pca"} or None
+        Which candidate ``fit`` kept: the trained networks, or PCA's linear
+        networks of the same code size (fitted to all of X, as
+        ``PCA(n_components).fit(X)``, with ``hidden_layer_sizes_=()``) unless
+        the trained ones rebuild the validation rows better by more than a
+        standard error of the rows' differences. So the fit never
+        reconstructs its validation rows worse than PCA. None where PCA is
+        not a candidate, where the networks could not start at PCA (see
+        ``init``) or the loss has a structure term or ``code_l1``, and after
+        ``partial_fit``.
+    validation_errors_ : dict of str to float or None
+        The mean squared errors, in the scaled space, of both candidates on
+        the validation rows (the training rows when X has too few to hold any
+        out); None when ``solution_`` is.
     history_ : dict of str to list of float
         Per-epoch ``loss`` (and ``val_loss`` with early stopping); with
         ``structure_weight > 0`` the loss includes the structure term, and
@@ -494,7 +519,7 @@ class AutoencoderTransformer(
         plan = _params.make_plan(
             self, incremental=incremental, fitted=self if continuing else None
         )
-        previous = self._fitted() if continuing else None
+        previous = _fit.Fitted.of(self) if continuing else None
         if previous is None:
             self._reset()
         try:
@@ -521,45 +546,9 @@ class AutoencoderTransformer(
         self._set_fitted(fitted)
         return self
 
-    def _fitted(self):
-        """The fitted state partial_fit continues from."""
-        return _fit.Fitted(
-            networks=Networks(self.encoder_, self.decoder_, self.hidden_layer_sizes_),
-            history=self.history_,
-            n_iter=self.n_iter_,
-            offset=self.input_offset_,
-            scale=self.input_scale_,
-            init=self.__dict__.get("init_"),
-            stream=self.__dict__.get("_stream"),
-            input_shape=self.input_shape_,
-            sample_shape=self._sample_shape,
-            trainer=self.__dict__.get("_trainer"),
-        )
-
     def _set_fitted(self, fitted):
         """Every fitted attribute, from a fit's result."""
-        networks = fitted.networks
-        self.encoder_ = networks.encoder
-        self.decoder_ = networks.decoder
-        self.input_offset_ = fitted.offset
-        self.input_scale_ = fitted.scale
-        self.hidden_layer_sizes_ = networks.hidden
-        self.n_components_ = int(networks.encoder.output_shape[-1])
-        self.history_ = fitted.history
-        self.n_iter_ = fitted.n_iter
-        self.init_ = fitted.init
-        self.input_shape_ = fitted.input_shape
-        self.n_samples_seen_ = int(fitted.stream.stats.n_samples_seen_)
-        if fitted.reconstruction_r2 is not None:
-            self.reconstruction_r2_ = fitted.reconstruction_r2
-            self.n_components_scores_ = fitted.n_components_scores
-        # What inverse_transform returns: images when fit was given images.
-        self._sample_shape = fitted.sample_shape
-        # What partial_fit continues from; the trainer (optimizer, compiled
-        # graphs) only in memory.
-        self._stream = fitted.stream
-        if fitted.trainer is not None:
-            self._trainer = fitted.trainer
+        vars(self).update(fitted.attributes())
         # Created here, filled on first use: transform must not change __dict__.
         self._inference = self.__dict__.get("_inference") or Inference()
         self._inference.refit({"encoder_": self.encoder_, "decoder_": self.decoder_})
@@ -602,7 +591,12 @@ class AutoencoderTransformer(
         check_is_fitted(self)
         X = self._validate(X)
         return self._inference.run(
-            "encoder_", self.encoder_, X, self.input_offset_, self.input_scale_
+            "encoder_",
+            self.encoder_,
+            X,
+            self.input_offset_,
+            self.input_scale_,
+            unscale=(0.0, self.code_scale_),
         )
 
     def inverse_transform(self, X):
@@ -640,7 +634,7 @@ class AutoencoderTransformer(
         X_original = self._inference.run(
             "decoder_",
             self.decoder_,
-            X,
+            X / np.asarray(self.code_scale_, X.dtype),
             unscale=(self.input_offset_, self.input_scale_),
         )
         return X_original.reshape(len(X_original), *self._sample_shape)
@@ -775,6 +769,10 @@ class AutoencoderTransformer(
             state["_stream"] = _fit.StreamState.from_dict(state["_stream"])
         super().__setstate__(state)
         if "encoder_" in state:
+            # Codes were in the scaled space before code_scale_.
+            self.__dict__.setdefault("code_scale_", 1.0)
+            self.__dict__.setdefault("solution_", None)
+            self.__dict__.setdefault("validation_errors_", None)
             self._inference = Inference()
 
     def __sklearn_is_fitted__(self):

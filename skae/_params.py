@@ -72,12 +72,14 @@ class Plan:
     ``input_shape`` are tuples of ints, or None for "auto" and None;
     ``callbacks`` is a tuple. ``scaling_param`` is the parameter as given, for
     messages. ``search`` says ``fit`` searches the code size for a fraction of
-    variance; ``incremental`` that the call is ``partial_fit``.
+    variance; ``incremental`` that the call is ``partial_fit``;
+    ``pca_candidate`` that ``fit`` ends by comparing its networks with PCA's.
     """
 
     n_components: object
     search: bool
     incremental: bool
+    pca_candidate: bool
     architecture: str
     hidden_layer_sizes: tuple | None
     input_shape: tuple | None
@@ -109,7 +111,10 @@ class Plan:
 
     @property
     def holds_out(self):
-        """Whether fit keeps validation rows out of training (never partial_fit)."""
+        """Whether training monitors validation rows (never partial_fit's).
+
+        ``fit`` always keeps them out of training, to compare with PCA.
+        """
         return not self.incremental and (self.early_stopping or self.search)
 
     def epochs_for(self, n_rows):
@@ -212,12 +217,21 @@ def make_plan(estimator, *, incremental, fitted=None):
     if scaling == "auto":
         scaling = "minmax" if loss == "binary_crossentropy" else "center"
     init = _resolve_init(est, loss)
+    # PCA's solution competes where the networks could start at it and the
+    # loss is reconstruction alone: a structure term or a sparse code asks
+    # for something PCA's solution does not give.
+    pca_candidate = (
+        not pca_start_problems(est, loss)
+        and est.structure_weight == 0
+        and est.code_l1 == 0
+    )
     if fitted is not None:
         _check_same_networks(est, fitted)
     return Plan(
         n_components=est.n_components,
         search=search,
         incremental=incremental,
+        pca_candidate=pca_candidate,
         architecture=est.architecture,
         hidden_layer_sizes=hidden,
         input_shape=input_shape,
@@ -257,15 +271,8 @@ def make_plan(estimator, *, incremental, fitted=None):
     )
 
 
-def _resolve_init(est, loss):
-    """The start used: "pca" or "random"; "auto" picks, "pca" is checked.
-
-    "auto" starts at PCA where the network can (dense, linear output, mse)
-    and the code is for reconstruction, wider than 3 or a fraction of
-    variance; 2-D and 3-D codes are mostly for looking at, and there a
-    random start measured better neighbourhoods (MNIST 10k 2-D kNN 0.80 vs
-    0.78) at the same reconstruction error.
-    """
+def pca_start_problems(est, loss):
+    """The parameters that rule out a PCA start (and PCA as a candidate)."""
     problems = {
         "architecture": est.architecture != "dense",
         "encoder": est.encoder is not None,
@@ -274,12 +281,25 @@ def _resolve_init(est, loss):
         "code_activation": est.code_activation not in (None, "linear"),
         "output_activation": est.output_activation not in ("auto", None, "linear"),
     }
-    bad = [name for name, wrong in problems.items() if wrong]
+    return [name for name, wrong in problems.items() if wrong]
+
+
+def _resolve_init(est, loss):
+    """The start used: "pca" or "random"; "auto" picks, "pca" is checked.
+
+    "auto" starts at PCA wherever the network can (dense, linear output,
+    mse), for every code size. On the drop-in benchmark's 12 tables (44
+    cases), a random start rebuilt held-out rows of raw tables at k <= 3 up to
+    30,000 times worse than PCA, where training from PCA's solution improved
+    on it: with fit's comparison with PCA, the geometric mean of the ratio to
+    PCA was 0.76 against 0.89 with a random start for k <= 3 (seeds 0 and 1).
+    On the 2-D benchmark the two starts are within the seeds' spread (digits
+    kNN 0.908 against 0.914, MNIST 10k 0.775 against 0.780, seeds 0-2).
+    """
+    bad = pca_start_problems(est, loss)
     if est.init == "auto":
-        wide = is_fraction(est.n_components) or (
-            isinstance(est.n_components, Integral) and est.n_components > 3
-        )
-        return "pca" if wide and not bad else "random"
+        # The structure term's recipe was measured from a random start.
+        return "random" if bad or est.structure_weight > 0 else "pca"
     if est.init == "pca" and bad:
         received = ", ".join(
             f"{name}={loss if name == 'loss' else getattr(est, name)!r}" for name in bad
@@ -305,6 +325,8 @@ def _check_same_networks(est, fitted):
     if (
         not isinstance(est.hidden_layer_sizes, str)
         and fitted.hidden_layer_sizes_ is not None
+        # PCA's linear networks, kept by fit in place of those asked for.
+        and fitted.__dict__.get("solution_") != "pca"
         and tuple(est.hidden_layer_sizes) != fitted.hidden_layer_sizes_
     ):
         changed.append(f"hidden_layer_sizes={est.hidden_layer_sizes!r}")

@@ -76,6 +76,8 @@ def pca_basis(Xs, n_components, random_state=None):
             Variance of ``Xs`` along each axis.
         explained_variance_ratio : ndarray of shape (n_components,)
             The same as a fraction of ``total_variance``.
+        feature_variance : ndarray of shape (n_features,)
+            Variance of each feature of ``Xs`` (with ``ddof=1``, as PCA's).
         total_variance : float
             Sum of the variances of the features of ``Xs``.
         residual_variance : float
@@ -120,10 +122,16 @@ def pca_basis(Xs, n_components, random_state=None):
     # RuntimeWarning about a division the user did not write.
     with np.errstate(divide="ignore", invalid="ignore"):
         pca.fit(Xs)
-    total = float(np.sum(Xs.var(axis=0, ddof=1)))
+    variance = Xs.var(axis=0, ddof=1)
+    total = float(np.sum(variance))
     ratio = pca.explained_variance_ratio_ if total > 0 else np.zeros(n_fit)
     return _basis(
-        pca.components_, pca.mean_, pca.explained_variance_, ratio, total, n_components
+        pca.components_,
+        pca.mean_,
+        pca.explained_variance_,
+        ratio,
+        variance,
+        n_components,
     )
 
 
@@ -131,7 +139,7 @@ def basis_of_rows(rows, n_components, random_state=None):
     """:func:`pca_basis` of a row set (see :mod:`skae._input`).
 
     Rows in memory get the exact PCA of :func:`pca_basis`; streamed rows an
-    :class:`~sklearn.decomposition.IncrementalPCA` over chunks of about 32 MB,
+    :class:`~sklearn.decomposition.IncrementalPCA` over chunks of about 8 MB,
     with the same fields.
     """
     if rows.in_memory:
@@ -139,7 +147,10 @@ def basis_of_rows(rows, n_components, random_state=None):
     n_features = math.prod(rows.input_shape)
     k = min(n_components or n_features, rows.n, n_features)
     ipca = IncrementalPCA(n_components=k)
-    chunk_rows = max(k, auto_batch_rows(n_features))
+    # Chunks of about 8 MB: each partial_fit takes an SVD of a chunk's rows
+    # (plus k), whose factors are as large again; fewer rows per call cost
+    # less time as well (n * rows * d in all).
+    chunk_rows = max(k, auto_batch_rows(n_features) // 4)
     starts = list(range(0, rows.n, chunk_rows))
     # IncrementalPCA takes at least k rows a call: a short tail joins the
     # chunk before it.
@@ -149,28 +160,31 @@ def basis_of_rows(rows, n_components, random_state=None):
         chunk = rows.read(np.arange(start, stop))
         ipca.partial_fit(chunk.reshape(len(chunk), n_features))
     # With ddof=1, as PCA's explained variances.
-    total = float(np.sum(ipca.var_) * rows.n / max(rows.n - 1, 1))
+    variance = ipca.var_ * rows.n / max(rows.n - 1, 1)
+    total = float(np.sum(variance))
     ratio = ipca.explained_variance_ / total if total > 0 else np.zeros(k)
     return _basis(
         ipca.components_,
         ipca.mean_,
         ipca.explained_variance_,
         ratio,
-        total,
+        variance,
         n_components or k,
     )
 
 
-def _basis(components, mean, explained_variance, ratio, total, n_components):
+def _basis(components, mean, explained_variance, ratio, variance, n_components):
     """The fields of :func:`pca_basis`, padded to ``n_components`` axes."""
     n_fit, n_features = components.shape
     pad = n_components - n_fit
+    total = float(np.sum(variance))
     residual = max(total - float(np.sum(explained_variance)), 0.0)
     return Bunch(
         components=np.vstack([components, np.zeros((pad, n_features))]),
         mean=mean,
         explained_variance=np.concatenate([explained_variance, np.zeros(pad)]),
         explained_variance_ratio=np.concatenate([ratio, np.zeros(pad)]),
+        feature_variance=np.asarray(variance, dtype=np.float64),
         total_variance=total,
         residual_variance=residual / n_features,
     )

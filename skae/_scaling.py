@@ -303,32 +303,46 @@ def check_scaled_range(stats, offset, scale, loss, scaling):
         )
 
 
-def noise_rms(stats, scale, basis=None, n_components=None):
-    """The RMS that the ``noise`` parameter is a fraction of.
+def noise_scale(stats, scale, basis=None, n_components=None, *, per_feature=True):
+    """Each feature's spread that the ``noise`` parameter is a fraction of.
 
-    Relative to the scaled data's RMS feature spread, so one setting suits any
-    units. With a PCA start (``basis``), relative to the RMS that PCA's
-    ``n_components`` axes leave unexplained: the detail the code has to add.
-    Noise of the whole data's scale would drown that detail in wide codes
-    (measured on digits with a 32-unit code: MSE 1.84 against 0.57 with this,
-    and PCA's 0.69).
+    Per feature, in the scaled space: the feature's own standard deviation, so
+    that a feature whose spread is small next to another's (a raw table's
+    columns in different units) is not drowned by noise of the other's size.
+    With a PCA start (``basis``), the standard deviation that PCA's
+    ``n_components`` axes leave unexplained in that feature: the detail the
+    code has to add. Noise of the whole data's scale would drown that detail
+    in wide codes (measured on digits with a 32-unit code: MSE 1.84 against
+    0.57 with the residual's scale, and PCA's 0.69).
+
+    ``per_feature=False`` gives every feature the RMS of those spreads
+    instead: the structure term's recipe was measured with it (MNIST 10k
+    through ``PCA(100)``, held-out 2-D kNN accuracy 0.933 against 0.918 per
+    feature, seeds 0-2).
     """
     if basis is None:
-        return float(np.sqrt(np.mean(stats.var_ / scale**2)))
-    explained = float(np.sum(basis.explained_variance[:n_components]))
-    residual = max(basis.total_variance - explained, 0.0)
-    return float(np.sqrt(residual / basis.components.shape[1]))
+        spread = np.sqrt(stats.var_) / scale
+    else:
+        k = n_components
+        explained = basis.explained_variance[:k, None] * basis.components[:k] ** 2
+        spread = np.sqrt(
+            np.maximum(basis.feature_variance - explained.sum(axis=0), 0.0)
+        )
+    if per_feature:
+        return spread
+    return np.full(spread.shape, np.sqrt(np.mean(spread**2)))
 
 
-def noise_ratio(stats, scale, basis, n_components):
-    """The PCA start's noise RMS over the whole data's, kept for partial_fit.
+def noise_ratio(stats, scale, basis, n_components, *, per_feature=True):
+    """The PCA start's noise scale over the data's, per feature, for partial_fit.
 
     partial_fit draws its noise relative to the running statistics, times
-    this ratio fixed when the networks were built (1 without a PCA start).
-    It does not depend on ``noise``, which set_params may change between calls.
+    this ratio fixed when the networks were built (1 without a PCA start; 0
+    for a constant feature). It does not depend on ``noise``, which
+    set_params may change between calls.
     """
     if basis is None:
         return 1.0
-    return noise_rms(stats, scale, basis, n_components) / max(
-        noise_rms(stats, scale), 1e-300
-    )
+    whole = noise_scale(stats, scale, per_feature=per_feature)
+    start = noise_scale(stats, scale, basis, n_components, per_feature=per_feature)
+    return np.divide(start, whole, out=np.zeros_like(whole), where=whole > 0)

@@ -428,7 +428,10 @@ def train(trainer, train_rows, val_rows, schedule, rng):
             callback_list.on_epoch_end(epoch, logs)
 
             current = logs[monitor]
-            if current < best - tol:
+            # Relative: the loss's scale is the data's (a PCA start on a raw
+            # table begins at the tiny residual of its small columns), and an
+            # absolute tol would stop it before any step could count.
+            if current < best - tol * abs(best) or not math.isfinite(best):
                 no_improvement = 0
             else:
                 no_improvement += 1

@@ -269,8 +269,11 @@ def test_linear_autoencoder_reconstructs_like_pca(digits):
     assert ae_error < 1.1 * pca_error
 
 
-def test_deep_encoder_has_the_requested_layers(fitted):
-    ae = fitted["deep"]
+def test_deep_encoder_has_the_requested_layers(digits):
+    X, _ = digits
+    # From a random start: the classic deep recipe's layers (code_l1 keeps
+    # the trained networks, which PCA's would replace after two epochs).
+    ae = make("deep", init="random", code_l1=1e-12).fit(X)
     widths = [layer.units for layer in ae.encoder_.layers[1:]]
     assert widths == [8, 6, 4, 2]
     assert [layer.units for layer in ae.decoder_.layers[1:]] == [4, 6, 8, 64]
@@ -311,7 +314,7 @@ def test_corruption_is_never_applied_at_transform(fitted, digits):
     Z = ae.transform(X)
     np.testing.assert_array_equal(ae.transform(X), Z)
     Xs = ((X - ae.input_offset_) / ae.input_scale_).astype(np.float32)
-    clean = ae.encoder_(Xs, training=False).numpy()
+    clean = ae.encoder_(Xs, training=False).numpy() * ae.code_scale_
     np.testing.assert_allclose(Z, clean, rtol=1e-5, atol=1e-6)
 
 
@@ -390,7 +393,8 @@ def test_layer_normalization_gives_the_same_codes_for_rescaled_hidden_weights(di
     # What normalising buys: scaling a hidden layer's weights and bias (as
     # training can drift them) leaves the code unchanged.
     X, _ = digits
-    ae = make("layer-norm").fit(X)
+    # code_l1 keeps the trained networks (PCA is then no candidate) to look at.
+    ae = make("layer-norm", code_l1=1e-12).fit(X)
     before = ae.transform(X)
     layer = ae.encoder_.get_layer("encoder_0")
     layer.set_weights([3.0 * w for w in layer.get_weights()])

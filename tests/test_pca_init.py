@@ -437,10 +437,8 @@ def test_pca_init_starts_at_pca(X):
         8, init="pca", epochs=1, learning_rate=1e-12, noise=0.0, random_state=0
     ).fit(X)
     pca = PCA(8).fit(X)
-    # The code is PCA's in scaled units; the reconstruction PCA's own.
-    np.testing.assert_allclose(
-        ae.transform(X) * ae.input_scale_[0], pca.transform(X), atol=1e-3
-    )
+    # The code is PCA's, in the input's units; the reconstruction PCA's own.
+    np.testing.assert_allclose(ae.transform(X), pca.transform(X), atol=1e-3)
     np.testing.assert_allclose(
         ae.inverse_transform(ae.transform(X)),
         pca.inverse_transform(pca.transform(X)),
@@ -451,9 +449,9 @@ def test_pca_init_starts_at_pca(X):
 def test_pca_init_with_early_stopping_is_never_worse_than_pca_on_validation(X):
     # A learning rate that only makes things worse: the PCA start is restored,
     # its corrections still exactly zero.
-    ae = AutoencoderTransformer(
-        8, init="pca", early_stopping=True, learning_rate=1.0, epochs=5, random_state=0
-    )
+    params = dict(init="pca", early_stopping=True, learning_rate=1.0, epochs=5)
+    # code_l1 keeps the trained networks (PCA is then no candidate) to look at.
+    ae = AutoencoderTransformer(8, code_l1=1e-12, random_state=0, **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ae.fit(X)
@@ -464,6 +462,13 @@ def test_pca_init_with_early_stopping_is_never_worse_than_pca_on_validation(X):
         kernel, bias = model.get_layer(layer).get_weights()
         assert not kernel.any() and not bias.any()
     assert len(ae.history_["val_loss"]) == 5
+    # Without code_l1 the restored start ties with PCA, which fit then keeps.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ae = AutoencoderTransformer(8, random_state=0, **params).fit(X)
+    assert ae.solution_ == "pca"
+    errors = ae.validation_errors_
+    assert errors["autoencoder"] == pytest.approx(errors["pca"], rel=1e-4)
 
 
 def test_pca_init_partial_fit_and_memmap(X, tmp_path):

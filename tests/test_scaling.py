@@ -22,7 +22,7 @@ from skae._scaling import (
     fit_scaling,
     fit_scaling_streaming,
     noise_ratio,
-    noise_rms,
+    noise_scale,
 )
 from skae._streaming import check_streamable
 
@@ -321,17 +321,40 @@ def test_check_scaled_range_refuses_only_what_float32_cannot_hold():
         )
 
 
-# -- the noise's reference RMS ------------------------------------------------
+# -- the noise's scale, per feature -------------------------------------------
 
 
 @pytest.mark.parametrize("scaling", ["center", "standard", "minmax"])
-def test_noise_rms_is_the_scaled_datas_rms_spread(digits, scaling):
+def test_noise_scale_is_each_scaled_features_spread(digits, scaling):
     X, _ = digits
     stats = ScalingStats().update(X)
     offset, scale = stats.result(scaling)
-    expected = np.sqrt(np.mean(((X - offset) / scale).var(axis=0)))
-    assert noise_rms(stats, scale) == pytest.approx(expected, rel=1e-12)
+    expected = ((X - offset) / scale).std(axis=0)
+    assert noise_scale(stats, scale) == pytest.approx(expected, rel=1e-9, abs=1e-12)
     assert noise_ratio(stats, scale, None, 8) == 1.0
+
+
+@pytest.mark.parametrize("with_basis", [False, True])
+def test_noise_scale_of_the_structures_recipe_is_the_rms_of_all(digits, with_basis):
+    X, _ = digits
+    stats = ScalingStats().update(X)
+    offset, scale = stats.result("center")
+    basis = pca_basis((X - offset) / scale, 8, random_state=0) if with_basis else None
+    spread = noise_scale(stats, scale, basis, 8)
+    rms = noise_scale(stats, scale, basis, 8, per_feature=False)
+    np.testing.assert_allclose(rms, np.sqrt(np.mean(spread**2)), rtol=1e-12)
+    assert rms.shape == spread.shape == (64,)
+
+
+def test_noise_scale_spares_the_small_columns_of_a_raw_table():
+    # Columns in units six orders of magnitude apart: noise of one global
+    # size would be a thousand times the small columns' whole spread.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4)) * [1e3, 1.0, 1e-2, 1e-3]
+    stats = ScalingStats().update(X)
+    _, scale = stats.result("center")
+    noise = noise_scale(stats, scale) * scale
+    assert noise == pytest.approx(X.std(axis=0), rel=1e-9)
 
 
 @pytest.mark.parametrize("n_components", [2, 8, 32])
@@ -341,17 +364,18 @@ def test_a_pca_starts_noise_is_what_pca_leaves_unexplained(digits, n_components)
     offset, scale = stats.result("center")
     Xs = (X - offset) / scale
     basis = pca_basis(Xs, n_components, random_state=0)
-    pca_noise = noise_rms(stats, scale, basis, n_components)
+    pca_noise = noise_scale(stats, scale, basis, n_components)
     residual = Xs - (Xs - basis.mean) @ basis.components.T @ basis.components
     residual -= basis.mean
-    # PCA's residual RMS per feature (with PCA's ddof=1).
-    expected = np.sqrt(np.sum(residual.var(axis=0, ddof=1)) / 64)
-    assert pca_noise == pytest.approx(expected, rel=1e-6)
-    whole = noise_rms(stats, scale)
-    assert pca_noise < whole
-    assert noise_ratio(stats, scale, basis, n_components) == pytest.approx(
-        pca_noise / whole, rel=1e-12
-    )
+    # Each feature's spread that PCA's axes leave (with PCA's ddof=1).
+    expected = residual.std(axis=0, ddof=1)
+    assert pca_noise == pytest.approx(expected, rel=1e-6, abs=1e-7)
+    whole = noise_scale(stats, scale)
+    ratio = noise_ratio(stats, scale, basis, n_components)
+    spread = whole > 0
+    assert ratio[spread] == pytest.approx(pca_noise[spread] / whole[spread], rel=1e-12)
+    # Constant pixels get no noise at all.
+    assert np.all(ratio[~spread] == 0)
     # The wider the code, the less is left: a 32-unit code leaves under half.
     if n_components == 32:
-        assert pca_noise < 0.5 * whole
+        assert np.sum(pca_noise**2) < 0.25 * np.sum(whole**2)

@@ -146,6 +146,19 @@ def test_train_stops_when_the_loss_stalls_and_records_validation(X):
     assert np.all(np.isfinite(history["val_loss"]))
 
 
+def test_tol_is_relative_to_the_loss(X):
+    # Data a thousand times smaller has a loss a million times smaller: an
+    # absolute tol of 1e-4 would count no epoch as an improvement and stop
+    # after the patience of 3; relative to the loss, training goes on.
+    Xs = (X - X.mean(axis=0)) / X.std()
+    tiny = ArrayRows((Xs * 1e-3).astype(np.float32))
+    _, history, n_iter = _train(tiny, tol=1e-4, n_iter_no_change=3, noise=0.0)
+    # No epoch improved by 1e-4 in absolute terms.
+    assert np.all(np.abs(np.diff(history["loss"])) < 1e-4)
+    assert n_iter > 8
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+
+
 # -- divergence ----------------------------------------------------------------
 
 
@@ -228,7 +241,8 @@ def test_convergence_warning_points_at_user_code_through_wrappers(X, call):
 
 
 def test_interrupt_mid_refit_keeps_only_the_interrupted_fit(X):
-    ae = _make_estimator(epochs=5).fit(X)
+    # Trained networks, not PCA's, so that two fits differ.
+    ae = _make_estimator(epochs=5, init="random", code_l1=1e-12).fit(X)
     first_codes, first_encoder = ae.transform(X), ae.encoder_
     assert ae.n_iter_ == 5
 
@@ -246,7 +260,7 @@ def test_interrupt_mid_refit_keeps_only_the_interrupted_fit(X):
     assert np.isfinite(codes).all()
     assert not np.array_equal(codes, first_codes)
     # The weights kept are those of epoch 2 of an uninterrupted fit.
-    reference = _make_estimator(epochs=2).fit(X)
+    reference = _make_estimator(epochs=2, init="random", code_l1=1e-12).fit(X)
     np.testing.assert_array_equal(codes, reference.transform(X))
 
 
@@ -444,7 +458,11 @@ def test_early_stopping_restores_best_weights(digits):
     record = RecordWeights()
     # A learning rate this high makes the validation loss jump around, so the
     # best epoch is not the last one.
+    # From a random start (a PCA start would be the best); code_l1 keeps the
+    # trained networks, which PCA's would otherwise replace.
     ae = small(
+        init="random",
+        code_l1=1e-12,
         early_stopping=True,
         epochs=60,
         n_iter_no_change=3,
