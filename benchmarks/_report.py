@@ -467,6 +467,12 @@ def render_markdown(results):
             "",
         ]
     out += ["## Protocol", "", *(f"- {line}" for line in results["protocol"]), ""]
+    out += [
+        "Digits and MNIST are images. For PCA swapped out of pipelines on "
+        "real tables (raw and standardised, k=2 and a mid size), see "
+        "`python -m benchmarks.dropin` (`dropin.md`).",
+        "",
+    ]
 
     methods = config["methods"]
     for name, info in results["datasets"].items():

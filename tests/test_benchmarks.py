@@ -172,6 +172,55 @@ def test_reconstruction_quick_end_to_end(tmp_path):
     assert "| code size | PCA |" in text and "| target R² |" in text
 
 
+def test_dropin_quick_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    run_module(
+        "benchmarks.dropin",
+        "--datasets",
+        "wine",
+        "s_curve",
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+    )
+    result = json.loads((out / "dropin.json").read_text())
+    # wine: 13 features, k=2 and 4; the S curve: 3 features, k=2 alone.
+    cases = [(c["dataset"], c["prep"], c["k"]) for c in result["cases"]]
+    assert cases == [
+        ("wine", "raw", 2),
+        ("wine", "raw", 4),
+        ("wine", "std", 2),
+        ("wine", "std", 4),
+        ("s_curve", "raw", 2),
+        ("s_curve", "std", 2),
+    ]
+    for case in result["cases"]:
+        (run,) = case["runs"]
+        assert run["ratio"] == pytest.approx(run["ae"]["mse"] / run["pca"]["mse"])
+        assert run["ae"]["solution"] in {"autoencoder", "pca"}
+        assert all(is_finite_number(run[m]["downstream"]) for m in ("ae", "pca"))
+    summary = result["summary"]
+    assert summary["cases"] == summary["runs"] == 6
+    ratios = [c["ratio_mean"] for c in result["cases"]]
+    assert summary["cases_over_ratio"] == sum(r > 1.02 for r in ratios)
+    assert summary["max_ratio"] == max(ratios)
+    assert 0 < result["small_fit_s"] == min(result["small_fit_times"])
+    text = (out / "dropin.md").read_text()
+    assert f"**{summary['cases_over_ratio']} of 6 cases reconstruct worse" in text
+
+
+def test_dropin_skips_a_data_set_whose_package_is_missing(tmp_path, monkeypatch):
+    from benchmarks import _tabular, dropin
+
+    def missing():
+        raise ImportError("No module named 'palmerpenguins'")
+
+    monkeypatch.setattr(_tabular, "LOADERS", {"penguins": missing})
+    assert dropin.main(["--datasets", "penguins", "--out", str(tmp_path)]) == 1
+    assert dropin.main(["--datasets", "nope", "--out", str(tmp_path)]) == 2
+
+
 def test_reconstruction_skips_missing_mnist_unless_asked(
     tmp_path, no_mnist_anywhere, monkeypatch, capsys
 ):
