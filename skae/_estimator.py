@@ -106,7 +106,7 @@ class AutoencoderTransformer(
     init : {"auto", "random", "pca"}, default="auto"
         How the dense networks start. "pca": each half is a linear path set to
         PCA's projection (encoder) or reconstruction (decoder) of the scaled
-        training data, plus a non-linear correction whose last layer starts at
+        data (all of X), plus a non-linear correction whose last layer starts at
         zero, so the untrained model is exactly PCA (``transform`` returns
         ``PCA(n_components).fit(X).transform(X)``) and training starts from
         PCA's solution. Needs ``architecture="dense"``, no user networks,
@@ -270,8 +270,8 @@ class AutoencoderTransformer(
         Which candidate ``fit`` kept: the trained networks, or PCA's linear
         networks of the same code size (fitted to all of X, as
         ``PCA(n_components).fit(X)``, with ``hidden_layer_sizes_=()``) unless
-        the trained ones rebuild the validation rows better by more than a
-        standard error of the rows' differences. So the fit never
+        the trained ones rebuild the validation rows better by more than two
+        standard errors of the rows' differences. So the fit never
         reconstructs its validation rows worse than PCA. None where PCA is
         not a candidate, where the networks could not start at PCA (see
         ``init``) or the loss has a structure term or ``code_l1``, and after

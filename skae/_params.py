@@ -113,7 +113,8 @@ class Plan:
     def holds_out(self):
         """Whether training monitors validation rows (never partial_fit's).
 
-        ``fit`` always keeps them out of training, to compare with PCA.
+        ``fit`` also keeps them out of training to compare its networks with
+        PCA's (``pca_candidate``), without training on or monitoring them.
         """
         return not self.incremental and (self.early_stopping or self.search)
 
