@@ -290,9 +290,13 @@ class StreamedRows:
     def chunks(self, order, chunk_rows):
         for start in range(0, len(order), chunk_rows):
             positions = order[start : start + chunk_rows]
-            # Read in file order (each page once), train in the shuffled order.
-            ranks = np.argsort(np.argsort(positions, kind="stable"), kind="stable")
-            yield tf.constant(self.read(np.sort(positions))), ranks
+            # Read in file order (each page once; rows held out at random
+            # leave self.rows out of it), train in the shuffled order: ranks
+            # say where each position's row is in the chunk read.
+            by_file = np.argsort(self.rows[positions], kind="stable")
+            ranks = np.empty_like(by_file)
+            ranks[by_file] = np.arange(len(by_file))
+            yield tf.constant(self.read(positions[by_file])), ranks
 
     def batches(self, size):
         for start in range(0, self.n, size):

@@ -432,7 +432,7 @@ def test_a_pca_start_transforms_as_sklearns_pca(X_name, k):
     assert ae.code_scale_ == pytest.approx(ae.input_scale_[0])
 
 
-def test_codes_are_in_the_inputs_units_whatever_the_solution():
+def test_codes_are_in_the_inputs_units():
     from sklearn.decomposition import PCA
 
     X = _tables()["wine"]
@@ -448,7 +448,7 @@ def test_codes_are_in_the_inputs_units_whatever_the_solution():
     )
 
 
-def test_pca_is_no_candidate_for_a_structure_term_or_a_network_of_your_own():
+def test_pca_is_no_candidate_for_a_structure_term():
     X = load_digits().data[:200]
     structured = AutoencoderTransformer(
         structure_weight=1.0, hidden_layer_sizes=(8,), epochs=2, random_state=0
