@@ -160,12 +160,8 @@ def is_slow_check(estimator, check):
     return name in SLOW_CHECKS.get(_config_name(estimator), ())
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # Two epochs never converge; the warning is tested in test_training.py.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# Two epochs never converge; the warning is tested in test_training.py.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _config_name(estimator):

@@ -56,13 +56,9 @@ def fitted(digits):
         return small().fit(X)
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # The tiny epoch budgets used here never converge; that warning has its own
-    # test in test_training.py.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# The tiny epoch budgets used here never converge; that warning has its own
+# test in test_training.py.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @parametrize_with_checks(

@@ -8,13 +8,11 @@ streamed rows a chunk at a time; the search for a fraction of variance; and
 
 import itertools
 import pickle
-import warnings
 
 import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 
 import skae
 from skae import AutoencoderTransformer, _fit, _input, _streaming
@@ -25,11 +23,7 @@ from skae._scaling import ScalingStats, noise_scale
 SMALL = dict(hidden_layer_sizes=(8,), epochs=3, random_state=0)
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")

@@ -68,12 +68,8 @@ def make_user(**params):
     )
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # Two epochs never converge; the warning is tested in test_training.py.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# Two epochs never converge; the warning is tested in test_training.py.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")

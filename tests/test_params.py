@@ -6,13 +6,11 @@ into a frozen ``Plan``.
 """
 
 import dataclasses
-import warnings
 
 import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer
 from skae._params import Plan, auto_batch_size, auto_epochs, make_plan
@@ -24,11 +22,7 @@ def small(**params):
     return AutoencoderTransformer(**{**SMALL, **params})
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import scipy.sparse as sp
 import tensorflow as tf
 from sklearn.datasets import load_digits as sklearn_load_digits
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer, _streaming
 from skae._input import row_set
@@ -35,11 +34,7 @@ from skae._scaling import fit_scaling
 SMALL = dict(hidden_layer_sizes=(8,), epochs=3, random_state=0)
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer
 from skae._pca_init import pca_basis
@@ -34,11 +33,7 @@ def small(**params):
     return AutoencoderTransformer(**{**SMALL, **params})
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ from skae import AutoencoderTransformer, _structure
 from skae._structure import contrastive_loss, neighbour_graph
 from skae.architectures import auto_hidden_layer_sizes
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def brute_neighbours(X, k):
