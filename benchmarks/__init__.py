@@ -11,5 +11,15 @@ Run from the repository root:
   ``transform`` throughput and latency against PCA.
 
 See ``benchmarks/README.md``. This module imports nothing heavy, so that
-``python -m benchmarks.speed`` does not pay for the suite's imports.
+``python -m benchmarks.speed`` does not pay for the suite's imports; run as a
+command (``python -m benchmarks...``), it starts TensorFlow without its C++
+start-up log lines unless ``--verbose`` is given.
 """
+
+import sys
+
+# While ``python -m`` imports a package, sys.argv[0] is "-m".
+if sys.argv[0] == "-m" and "--verbose" not in sys.argv[1:]:
+    from ._env import quiet_tensorflow_start
+
+    quiet_tensorflow_start()

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import _env
+
 # Quick mode is a smoke test: small data, few epochs, one seed. These are the
 # only autoencoder settings the benchmark ever overrides.
 QUICK_EPOCHS = 10
@@ -100,6 +102,7 @@ def parse_args(argv=None):
         help="include UMAP in a --quick run too (left out by default there: "
         "compiling its numba code alone takes about half a minute)",
     )
+    _env.add_verbose_flag(parser)
     args = parser.parse_args(argv)
 
     requested = None

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch
 
-from skae.datasets import load_digits, load_mnist, train_test_split_dataset
+from skae.datasets import fetch_mnist, load_digits, train_test_split_dataset
 
 DATASETS = ("digits", "mnist")
 # The larger code is roughly what PCA needs to keep most of the variance, so
@@ -37,8 +37,9 @@ class BenchmarkData:
 def find_mnist(data_home=None, *, download=False):
     """Load MNIST from `data_home`, or from the default places.
 
-    Without `data_home`, :func:`skae.datasets.load_mnist`'s own search
-    (``SKAE_DATA_HOME``, then Keras' cache) comes first, then
+    Without `data_home`, :func:`skae.datasets.fetch_mnist`'s own search
+    (``SKAE_DATA_HOME``, scikit-learn's data home, Keras' cache) comes first,
+    then
     :data:`SHARED_MNIST` when that directory exists.
 
     Parameters
@@ -51,22 +52,31 @@ def find_mnist(data_home=None, *, download=False):
     Returns
     -------
     bunch : :class:`~sklearn.utils.Bunch`
-        As returned by :func:`skae.datasets.load_mnist`.
+        As returned by :func:`skae.datasets.fetch_mnist`.
 
     Raises
     ------
     FileNotFoundError
-        With load_mnist's message listing every place searched.
+        With fetch_mnist's message listing every place searched.
     """
     if data_home is not None:
-        return load_mnist(data_home, download=download)
+        return fetch_mnist(data_home, download_if_missing=download)
     if not SHARED_MNIST.is_dir():
-        return load_mnist(None, download=download)
+        return fetch_mnist(None, download_if_missing=download)
     try:
-        return load_mnist(None, download=False)
+        return fetch_mnist(None, download_if_missing=False)
     except FileNotFoundError:
         # Searching the shared copy last lists all places in the error.
-        return load_mnist(SHARED_MNIST, download=download)
+        return fetch_mnist(SHARED_MNIST, download_if_missing=download)
+
+
+def portable_source(source):
+    """The files a dataset was read from, without the machine's folders.
+
+    Reports are committed and read elsewhere: the data home's absolute path
+    says nothing there and leaks this machine's layout.
+    """
+    return ", ".join(Path(part.strip()).name for part in source.split(","))
 
 
 def _subsample(bunch, n_samples):
@@ -158,7 +168,7 @@ def load(name, *, data_home=None, download=False, subsample=None):
         info={
             "status": "ok",
             "variant": bunch.variant,
-            "source": bunch.source,
+            "source": portable_source(bunch.source),
             "split": split[0].upper() + split[1:],
             "split_random_state": SPLIT_SEED,
             "subsample": subsample if prefix else None,

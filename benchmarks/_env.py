@@ -116,3 +116,46 @@ def command_line():
 def now():
     """Current local date and time, ISO 8601 with the UTC offset."""
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def quiet_tensorflow_start():
+    """Import TensorFlow and find its devices with the C++ log lines hidden.
+
+    TensorFlow 2.21 prints oneDNN, CUDA-stub and cuInit lines from C++ before
+    any Python logging exists (``TF_CPP_MIN_LOG_LEVEL`` does not stop them), so
+    the process's standard error is pointed at a file while it starts. What was
+    hidden is printed after all if the start fails, so no error is lost. Later
+    C++ info and warning lines (grappler's "Not handling type DT_DOUBLE" for
+    every float64 function) obey ``TF_CPP_MIN_LOG_LEVEL``: 2 unless the user
+    set it.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as hidden:
+        os.dup2(hidden.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            hidden.seek(0)
+            sys.stderr.write(hidden.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def add_verbose_flag(parser):
+    """``--verbose``: read by the package's import, before argparse runs."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's start-up log lines (hidden by default)",
+    )

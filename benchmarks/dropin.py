@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import _env
+
 PROG = "python -m benchmarks.dropin"
 # The promise the run checks (issue 27).
 MAX_RATIO = 1.02
@@ -37,6 +39,7 @@ def parse_args(argv=None):
         "--quick", action="store_true", help="smoke run: 2 sets, 1 seed"
     )
     parser.add_argument("--out", default="benchmark-results")
+    _env.add_verbose_flag(parser)
     return parser.parse_args(argv)
 
 

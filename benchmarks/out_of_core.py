@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import _env
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -41,6 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--dir", default=None, help="where to write the data file")
     parser.add_argument("--out", default="benchmark-results", help="report folder")
+    _env.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.rows is None:
         args.rows = 20_000 if args.quick else 400_000

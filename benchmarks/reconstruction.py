@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.decomposition import PCA
 
+from benchmarks import _env
 from benchmarks._data import load
 
 PROG = "python -m benchmarks.reconstruction"
@@ -42,6 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--out", default="benchmark-results")
+    _env.add_verbose_flag(parser)
     return parser.parse_args(argv)
 
 

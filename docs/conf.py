@@ -16,7 +16,7 @@ turn on what needs more than that:
 ``SKAE_DOCS_RUN_GALLERY=1``
     Execute the gallery examples (``examples/plot_*.py``) and embed their
     figures and output. Off by default: the examples train networks (minutes
-    each, and MNIST must be found, see ``skae.datasets.load_mnist``). They are
+    each, and MNIST must be found, see ``skae.datasets.fetch_mnist``). They are
     run as tests in ``tests/test_examples.py`` either way.
 ``SKAE_DOCS_GALLERY_QUICK=1``
     With ``SKAE_DOCS_RUN_GALLERY=1``, run each example with ``--quick`` (a few

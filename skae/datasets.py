@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import warnings
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -12,9 +13,9 @@ import keras
 import numpy as np
 from sklearn.datasets import load_digits as _sklearn_load_digits
 from sklearn.model_selection import train_test_split
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, _safe_indexing
 
-__all__ = ["load_digits", "load_mnist", "train_test_split_dataset"]
+__all__ = ["fetch_mnist", "load_digits", "load_mnist", "train_test_split_dataset"]
 
 _MNIST_SHAPE = (28, 28)
 _MNIST_NPZ = "mnist.npz"
@@ -35,11 +36,21 @@ images. License: CC BY-SA 3.0.
 """
 
 
-def load_digits():
+def load_digits(*, return_X_y=False, as_frame=False):
     """Load the UCI ML hand-written digits dataset bundled with scikit-learn.
 
     1797 grayscale images of 8x8 pixels with values 0 to 16. Nothing is
-    downloaded.
+    downloaded. The result is :func:`sklearn.datasets.load_digits`'s with
+    float64 data, int64 targets and the image metadata the benchmarks use.
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+
+    as_frame : bool, default=False
+        Return ``data`` as a pandas DataFrame and ``target`` as a Series, with
+        the whole table in ``frame`` (needs pandas).
 
     Returns
     -------
@@ -50,20 +61,30 @@ def load_digits():
             Flattened images.
         target : ndarray of shape (1797,), dtype int64
             Digit of each image.
+        frame : DataFrame of shape (1797, 65) or None
+            Data and target together, only when ``as_frame=True``.
+        feature_names : list of str
+            ``"pixel_0_0"`` to ``"pixel_7_7"``.
+        target_names : ndarray of shape (10,)
+            The digits 0 to 9.
         images : ndarray of shape (1797, 8, 8), dtype float64
-            The images, sharing memory with ``data``.
+            The images, sharing memory with ``data`` (when it is an array).
         image_shape : tuple of int
             ``(8, 8)``.
         variant : str
             ``"uci-digits"``.
-        description : str
-            Full description of the dataset.
+        DESCR : str
+            Full description of the dataset (``description``, deprecated, is
+            the same text).
         source : str
             ``"sklearn.datasets.load_digits"``.
 
+    (data, target) : tuple
+        When ``return_X_y`` is True.
+
     See Also
     --------
-    load_mnist : The larger 28x28 MNIST digits.
+    fetch_mnist : The larger 28x28 MNIST digits.
     train_test_split_dataset : Split a dataset for benchmarking.
 
     Examples
@@ -72,31 +93,52 @@ def load_digits():
     >>> digits = load_digits()
     >>> digits.data.shape, digits.images.shape, digits.target[:5]
     ((1797, 64), (1797, 8, 8), array([0, 1, 2, 3, 4]))
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X.shape
+    (1797, 64)
     """
+    _check_flags(return_X_y=return_X_y, as_frame=as_frame)
     digits = _sklearn_load_digits()
-    data = digits.data.astype(np.float64, copy=False)
-    return Bunch(
+    images = digits.images.astype(np.float64, copy=False)
+    data = images.reshape(len(images), -1)
+    target = digits.target.astype(np.int64, copy=False)
+    frame = None
+    if as_frame:
+        data, target, frame = _as_frame(data, target, digits.feature_names)
+    if return_X_y:
+        return data, target
+    return _bunch(
         data=data,
-        target=digits.target.astype(np.int64, copy=False),
-        images=data.reshape(-1, 8, 8),
+        target=target,
+        frame=frame,
+        feature_names=list(digits.feature_names),
+        target_names=np.arange(10),
+        DESCR=digits.DESCR,
+        images=images,
         image_shape=(8, 8),
         variant="uci-digits",
-        description=digits.DESCR,
         source="sklearn.datasets.load_digits",
     )
 
 
-def load_mnist(data_home=None, *, download=True):
-    """Load MNIST from local files, downloading it with Keras as a last resort.
+def fetch_mnist(
+    data_home=None, *, download_if_missing=True, return_X_y=False, as_frame=False
+):
+    """Load MNIST from local files, downloading it if it is missing.
 
-    Directories are searched in this order, and the first one holding a
-    complete copy wins:
+    As scikit-learn's ``fetch_*`` loaders, the data live in a data home: by
+    default the environment variable ``SKAE_DATA_HOME`` if set, else
+    scikit-learn's (:func:`sklearn.datasets.get_data_home`:
+    ``$SCIKIT_LEARN_DATA`` or ``~/scikit_learn_data``). Directories are
+    searched in this order, and the first one holding a complete copy wins:
 
-    1. ``data_home``;
-    2. the environment variable ``SKAE_DATA_HOME``;
-    3. Keras' download cache, ``$KERAS_HOME/datasets`` (by default
+    1. ``data_home``, then its ``mnist`` subfolder;
+    2. ``SKAE_DATA_HOME``, then its ``mnist`` subfolder;
+    3. scikit-learn's data home's ``mnist`` subfolder;
+    4. Keras' download cache, ``$KERAS_HOME/datasets`` (by default
        ``~/.keras/datasets``, or ``/tmp/.keras/datasets`` where Keras cannot
-       write there, as ``keras.utils.get_file`` does).
+       write there, as ``keras.utils.get_file`` does), where an earlier
+       ``keras.datasets.mnist.load_data()`` left ``mnist.npz``.
 
     In each directory, Keras' ``mnist.npz`` (keys ``x_train``, ``y_train``,
     ``x_test``, ``y_test``) is preferred, then the four original IDX files
@@ -107,12 +149,20 @@ def load_mnist(data_home=None, *, download=True):
     Parameters
     ----------
     data_home : str or path-like, default=None
-        Directory searched first.
+        The data home searched first; a download goes to its ``mnist``
+        subfolder. None means ``SKAE_DATA_HOME``, else scikit-learn's.
 
-    download : bool, default=True
-        If no local copy is found, call ``keras.datasets.mnist.load_data()``,
-        which needs internet access and caches ``mnist.npz`` where the next
-        call finds it.
+    download_if_missing : bool, default=True
+        If no local copy is found, download Keras' ``mnist.npz`` (11 MB,
+        checked against its SHA-256) into the data home's ``mnist`` folder.
+        If False, raise ``FileNotFoundError`` instead.
+
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+
+    as_frame : bool, default=False
+        Return ``data`` as a pandas DataFrame and ``target`` as a Series, with
+        the whole table in ``frame`` (needs pandas).
 
     Returns
     -------
@@ -124,8 +174,14 @@ def load_mnist(data_home=None, *, download=True):
             yourself (for instance divide by 255).
         target : ndarray of shape (n_samples,), dtype int64
             Digit of each image.
+        frame : DataFrame of shape (n_samples, 785) or None
+            Data and target together, only when ``as_frame=True``.
+        feature_names : list of str
+            ``"pixel_0_0"`` to ``"pixel_27_27"`` (row, column).
+        target_names : ndarray of shape (10,)
+            The digits 0 to 9.
         images : ndarray of shape (n_samples, 28, 28), dtype uint8
-            The images, sharing memory with ``data``.
+            The images, sharing memory with ``data`` (when it is an array).
         image_shape : tuple of int
             ``(28, 28)``.
         variant : {"full-70k", "test-10k"}
@@ -134,21 +190,24 @@ def load_mnist(data_home=None, *, download=True):
         train_index, test_index : ndarray of int
             Rows of the official training and test sets. Only present when
             ``variant == "full-70k"``.
-        description : str
-            Description of the dataset.
+        DESCR : str
+            Description of the dataset (``description``, deprecated, is the
+            same text).
         source : str
-            The file(s) read, comma-separated, or
-            ``"keras.datasets.mnist.load_data"`` after a download.
+            The file(s) read, comma-separated.
+
+    (data, target) : tuple
+        When ``return_X_y`` is True.
 
     Raises
     ------
     FileNotFoundError
-        If no local copy is found and ``download=False`` or the download
-        fails. The message lists every place searched.
+        If no local copy is found and ``download_if_missing=False`` or the
+        download fails. The message lists every place searched.
     ValueError
-        If a file is corrupt, truncated or inconsistent.
+        If a file is corrupt, truncated or inconsistent; the message names it.
     TypeError
-        If ``data_home`` is not a path or None, or ``download`` is not a bool.
+        If ``data_home`` is not a path or None, or a flag is not a bool.
 
     See Also
     --------
@@ -157,68 +216,73 @@ def load_mnist(data_home=None, *, download=True):
 
     Examples
     --------
-    A directory holding Keras' ``mnist.npz`` (here a tiny stand-in):
+    A data home holding Keras' ``mnist.npz`` (here a tiny stand-in):
 
     >>> import tempfile
     >>> from pathlib import Path
     >>> import numpy as np
-    >>> from skae.datasets import load_mnist
+    >>> from skae.datasets import fetch_mnist
     >>> x = np.zeros((3, 28, 28), dtype=np.uint8)
     >>> y = np.array([0, 1, 2], dtype=np.uint8)
     >>> with tempfile.TemporaryDirectory() as home:
-    ...     np.savez(Path(home) / "mnist.npz", x_train=x, y_train=y,
+    ...     (Path(home) / "mnist").mkdir()
+    ...     np.savez(Path(home) / "mnist" / "mnist.npz", x_train=x, y_train=y,
     ...              x_test=x[:1], y_test=y[:1])
-    ...     mnist = load_mnist(home, download=False)
+    ...     mnist = fetch_mnist(home, download_if_missing=False)
     >>> mnist.variant, mnist.data.shape, mnist.data.dtype
     ('full-70k', (4, 784), dtype('uint8'))
     >>> mnist.test_index
     array([3])
+    >>> mnist.feature_names[:2], mnist.target_names
+    (['pixel_0_0', 'pixel_0_1'], array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]))
     """
-    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
-        raise TypeError(
-            "Expected data_home to be a str, an os.PathLike or None. "
-            f"Received: data_home={data_home!r} of type {type(data_home).__name__}"
-        )
-    if not isinstance(download, (bool, np.bool_)):
-        # A string such as "no" is true: it would download.
-        raise TypeError(
-            f"Expected download to be a bool. Received: download={download!r}"
-        )
-    if data_home is not None and Path(data_home).expanduser().is_file():
-        raise ValueError(
-            f"Expected data_home to be a directory holding {_MNIST_NPZ} or the "
-            f"IDX files. Received: data_home={str(data_home)!r}, a file; pass "
-            "the directory it is in."
-        )
+    _check_data_home(data_home)
+    _check_flags(
+        download_if_missing=download_if_missing,
+        return_X_y=return_X_y,
+        as_frame=as_frame,
+    )
     directories = _mnist_search_path(data_home)
-    for directory in directories:
-        load = _find_mnist(directory)
-        if load is not None:
-            return load()
+    train, test, source = _read_mnist(directories, data_home, download_if_missing)
+    dataset = _mnist_bunch(train, test, source)
+    if as_frame:
+        dataset.data, dataset.target, dataset.frame = _as_frame(
+            dataset.data, dataset.target, dataset.feature_names
+        )
+    if return_X_y:
+        return dataset.data, dataset.target
+    return dataset
 
-    if download:
-        try:
-            train, test = keras.datasets.mnist.load_data()
-        except Exception as exc:  # get_file raises a bare Exception offline.
-            reason = f"keras.datasets.mnist.load_data() failed: {exc}"
-        else:
-            return _mnist_bunch(train, test, "keras.datasets.mnist.load_data")
-    else:
-        reason = "download=False"
 
-    searched = "\n".join(
-        f"  {d}" + ("" if d.is_dir() else " (does not exist)") for d in directories
+def load_mnist(data_home=None, *, download=True):
+    """Deprecated: use :func:`fetch_mnist`.
+
+    .. deprecated:: 0.1
+        ``load_mnist(data_home, download=...)`` is
+        ``fetch_mnist(data_home, download_if_missing=...)``; it will be removed
+        in 0.2. scikit-learn names a loader that may download ``fetch_*``.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        As in :func:`fetch_mnist`.
+
+    download : bool, default=True
+        As ``download_if_missing`` in :func:`fetch_mnist`.
+
+    Returns
+    -------
+    dataset : :class:`~sklearn.utils.Bunch`
+        As :func:`fetch_mnist` returns it.
+    """
+    warnings.warn(
+        "load_mnist(data_home, download=...) is deprecated in 0.1 and will be "
+        "removed in 0.2: use fetch_mnist(data_home, download_if_missing=...).",
+        FutureWarning,
+        stacklevel=2,
     )
-    idx_names = ", ".join(
-        f"{name}[.gz]" for pair in _MNIST_IDX.values() for name in pair
-    )
-    raise FileNotFoundError(
-        f"MNIST was not found locally and was not downloaded ({reason}).\n"
-        f"Looked for {_MNIST_NPZ} or the IDX files {idx_names} in:\n{searched}\n"
-        "To provide the data, pass data_home= or set the environment variable "
-        f"SKAE_DATA_HOME to a directory containing {_MNIST_NPZ} or the IDX "
-        ".gz files (the two t10k files alone give the 10k test set)."
-    )
+    _check_flags(download=download)
+    return fetch_mnist(data_home, download_if_missing=download)
 
 
 def train_test_split_dataset(dataset, *, test_size=None, random_state=None):
@@ -233,7 +297,7 @@ def train_test_split_dataset(dataset, *, test_size=None, random_state=None):
     Parameters
     ----------
     dataset : :class:`~sklearn.utils.Bunch` or dict
-        As returned by :func:`load_digits` or :func:`load_mnist`: ``data``,
+        As returned by :func:`load_digits` or :func:`fetch_mnist`: ``data``,
         ``target`` and, optionally, ``train_index`` and ``test_index``.
 
     test_size : float or int, default=None
@@ -261,14 +325,15 @@ def train_test_split_dataset(dataset, *, test_size=None, random_state=None):
     if not isinstance(dataset, Mapping) or not {"data", "target"} <= dataset.keys():
         raise TypeError(
             "Expected a Bunch (or dict) with 'data' and 'target', as load_digits "
-            "and load_mnist return. Received: dataset of type "
+            "and fetch_mnist return. Received: dataset of type "
             + type(dataset).__name__
             + (f" with keys {list(dataset)}" if isinstance(dataset, Mapping) else "")
         )
     X, y = dataset["data"], dataset["target"]
     if test_size is None and "train_index" in dataset:
         train, test = dataset["train_index"], dataset["test_index"]
-        return X[train], X[test], y[train], y[test]
+        # _safe_indexing: rows of a DataFrame (as_frame=True) as of an array.
+        return tuple(_safe_indexing(a, rows) for a in (X, y) for rows in (train, test))
     return train_test_split(
         X,
         y,
@@ -278,16 +343,122 @@ def train_test_split_dataset(dataset, *, test_size=None, random_state=None):
     )
 
 
+def _check_data_home(data_home):
+    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
+        raise TypeError(
+            "Expected data_home to be a str, an os.PathLike or None. "
+            f"Received: data_home={data_home!r} of type {type(data_home).__name__}"
+        )
+    if data_home is not None and Path(data_home).expanduser().is_file():
+        # Skipping it would search elsewhere, and maybe download.
+        raise ValueError(
+            f"Expected data_home to be a directory holding {_MNIST_NPZ} or the "
+            f"IDX files. Received: data_home={str(data_home)!r}, a file; pass "
+            "the directory it is in."
+        )
+
+
+def _check_flags(**flags):
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            # A string such as "no" is true: it would download.
+            raise TypeError(f"Expected {name} to be a bool. Received: {name}={value!r}")
+
+
+def _bunch(**fields):
+    """A Bunch whose deprecated ``description`` warns and gives ``DESCR``."""
+    dataset = Bunch(**fields)
+    dataset._set_deprecated(
+        fields["DESCR"],
+        new_key="DESCR",
+        deprecated_key="description",
+        warning_message=(
+            "The key 'description' is deprecated in 0.1 and will be removed in "
+            "0.2: use 'DESCR', as scikit-learn's datasets do."
+        ),
+    )
+    return dataset
+
+
+def _as_frame(data, target, feature_names):
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ImportError(
+            "as_frame=True needs pandas: pip install pandas, or pass "
+            "as_frame=False for NumPy arrays."
+        ) from exc
+    frame = pd.DataFrame(data, columns=list(feature_names))
+    frame["target"] = target
+    return frame[list(feature_names)], frame["target"], frame
+
+
+def _sklearn_data_home():
+    """scikit-learn's data home by its own rule, without creating it.
+
+    ``sklearn.datasets.get_data_home`` makes the folder; a search that finds
+    nothing must not leave folders behind.
+    """
+    return Path(
+        os.environ.get("SCIKIT_LEARN_DATA", os.path.join("~", "scikit_learn_data"))
+    ).expanduser()
+
+
 def _mnist_search_path(data_home):
     """Directories to search for MNIST, in order, without duplicates."""
-    candidates = [data_home, os.environ.get("SKAE_DATA_HOME"), *_keras_caches()]
+    homes = [data_home, os.environ.get("SKAE_DATA_HOME")]
+    candidates = [
+        path
+        for home in homes
+        if home
+        for path in (Path(home).expanduser(), Path(home).expanduser() / "mnist")
+    ]
+    candidates += [_sklearn_data_home() / "mnist", *_keras_caches()]
     directories = []
-    for candidate in candidates:
-        if candidate:
-            directory = Path(candidate).expanduser()
-            if directory not in directories:
-                directories.append(directory)
+    for directory in candidates:
+        if directory not in directories:
+            directories.append(directory)
     return directories
+
+
+def _download_home(data_home):
+    """Where a download goes: the data home's ``mnist`` folder."""
+    home = data_home or os.environ.get("SKAE_DATA_HOME") or _sklearn_data_home()
+    return Path(home).expanduser() / "mnist"
+
+
+def _read_mnist(directories, data_home, download):
+    """``(train, test, source)`` from the first complete copy, or a download."""
+    for directory in directories:
+        load = _find_mnist(directory)
+        if load is not None:
+            return load()
+    if download:
+        target = _download_home(data_home) / _MNIST_NPZ
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # An absolute path: Keras caches there, checking the file's hash.
+            keras.datasets.mnist.load_data(path=str(target))
+        except Exception as exc:  # get_file raises a bare Exception offline.
+            reason = f"downloading to {target} failed: {exc}"
+        else:
+            return _load_mnist_npz(target)
+    else:
+        reason = "download_if_missing=False"
+
+    searched = "\n".join(
+        f"  {d}" + ("" if d.is_dir() else " (does not exist)") for d in directories
+    )
+    idx_names = ", ".join(
+        f"{name}[.gz]" for pair in _MNIST_IDX.values() for name in pair
+    )
+    raise FileNotFoundError(
+        f"MNIST was not found locally and was not downloaded ({reason}).\n"
+        f"Looked for {_MNIST_NPZ} or the IDX files {idx_names} in:\n{searched}\n"
+        "To provide the data, pass data_home= or set the environment variable "
+        f"SKAE_DATA_HOME to a directory containing {_MNIST_NPZ} or the IDX "
+        ".gz files (the two t10k files alone give the 10k test set)."
+    )
 
 
 def _keras_caches():
@@ -346,7 +517,7 @@ def _load_mnist_npz(path):
     test = (arrays["x_test"], arrays["y_test"])
     for images, labels in (train, test):
         _check_mnist_arrays(images, labels, path)
-    return _mnist_bunch(train, test, str(path))
+    return train, test, str(path)
 
 
 def _load_mnist_idx(train_paths, test_paths):
@@ -359,8 +530,8 @@ def _load_mnist_idx(train_paths, test_paths):
         loaded.append((images, labels))
     source = ", ".join(str(path) for paths in subsets for path in paths)
     if train_paths is None:
-        return _mnist_bunch(None, loaded[0], source)
-    return _mnist_bunch(loaded[0], loaded[1], source)
+        return None, loaded[0], source
+    return loaded[0], loaded[1], source
 
 
 def _read_idx(path, magic):
@@ -436,13 +607,17 @@ def _mnist_bunch(train, test, source):
             "train_index": np.arange(n_train),
             "test_index": np.arange(n_train, len(images)),
         }
-    return Bunch(
+    rows, columns = _MNIST_SHAPE
+    return _bunch(
         data=images.reshape(len(images), -1),
         target=target.astype(np.int64),
+        frame=None,
+        feature_names=[f"pixel_{i}_{j}" for i in range(rows) for j in range(columns)],
+        target_names=np.arange(10),
+        DESCR=_MNIST_DESCRIPTION,
         images=images,
         image_shape=_MNIST_SHAPE,
         variant="test-10k" if train is None else "full-70k",
-        description=_MNIST_DESCRIPTION,
         source=source,
         **split,
     )

@@ -20,10 +20,10 @@ MAX_PARALLEL = min(2, os.cpu_count() or 1)
 
 def _mnist_home():
     home = os.environ.get("SKAE_DATA_HOME") or str(SHARED_MNIST)
-    from skae.datasets import load_mnist
+    from skae.datasets import fetch_mnist
 
     try:
-        load_mnist(home, download=False)
+        fetch_mnist(home, download_if_missing=False)
     except FileNotFoundError:
         return None
     return home
@@ -70,7 +70,8 @@ def example_runs(request, tmp_path_factory, mnist_home):
 
 
 def _uses_mnist(path):
-    return "load_mnist" in path.read_text()
+    text = path.read_text()
+    return "load_mnist" in text or "fetch_mnist" in text
 
 
 def test_there_are_examples():
