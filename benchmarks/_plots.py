@@ -1,4 +1,4 @@
-"""The report's figures, drawn with :mod:`skae.plotting`."""
+"""The report's figures, drawn with :mod:`skae.plotting`'s displays."""
 
 import matplotlib
 
@@ -8,7 +8,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from skae.plotting import plot_embeddings, plot_reconstructions, plot_training_curve
+from skae.plotting import (
+    EmbeddingComparisonDisplay,
+    ReconstructionDisplay,
+    TrainingCurveDisplay,
+)
 
 from ._report import METHOD_LABELS
 
@@ -50,7 +54,9 @@ def write_figures(name, store, info, out_dir):
             if knn is not None:
                 title += f"\nheld-out kNN accuracy {knn:.3f}"
             panels[title] = Z
-        fig = plot_embeddings(panels, store["y_test"])
+        fig = EmbeddingComparisonDisplay.from_embeddings(
+            panels, store["y_test"]
+        ).figure_
         fig.suptitle(
             f"{name}: {small}-D codes of the held-out samples (seed {store['seed']})"
         )
@@ -59,10 +65,13 @@ def write_figures(name, store, info, out_dir):
     reconstructions = store["reconstructions"].get(large, {})
     if reconstructions:
         rows = _one_per_class(store["y_test"])
-        grid = {"original": store["X_test"][rows]}
-        for method, X_rec in reconstructions.items():
-            grid[f"{METHOD_LABELS.get(method, method)}\n{large}-D"] = X_rec[rows]
-        fig = plot_reconstructions(grid, info["image_shape"], n=len(rows))
+        rebuilt = {
+            f"{METHOD_LABELS.get(method, method)}\n{large}-D": X_rec[rows]
+            for method, X_rec in reconstructions.items()
+        }
+        fig = ReconstructionDisplay.from_reconstructions(
+            store["X_test"][rows], rebuilt, image_shape=info["image_shape"], n=len(rows)
+        ).figure_
         fig.suptitle(f"{name}: held-out reconstructions from {large}-D codes")
         figures["reconstructions"] = _save(
             fig, out_dir / f"{name}_reconstructions_{large}d.png"
@@ -75,17 +84,9 @@ def write_figures(name, store, info, out_dir):
             1, len(codes), figsize=(5 * len(codes), 3.6), layout="constrained"
         )
         for ax, k in zip(np.atleast_1d(axes), codes, strict=True):
+            # One colour per seed; validation curves dashed.
             for seed, history in sorted(histories[k].items()):
-                plot_training_curve(history, ax=ax)
-                for line in ax.get_lines()[-len(history) :]:
-                    if len(line.get_xdata()) > 40:
-                        # Hundreds of epoch markers merge into a thick smear.
-                        line.set_marker("")
-                    if line.get_label() == "loss":
-                        line.set_label(f"seed {seed}")
-                    elif line.get_label() == "val_loss":
-                        line.set_label(f"seed {seed} (validation)")
-            ax.legend()
+                TrainingCurveDisplay.from_history(history, name=f"seed {seed}", ax=ax)
             ax.set_title(f"{k}-D code")
         fig.suptitle(f"{name}: autoencoder training loss (scaled inputs)")
         figures["training_curve"] = _save(fig, out_dir / f"{name}_training_curve.png")

@@ -22,7 +22,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from skae import AutoencoderTransformer
 from skae.datasets import load_digits
-from skae.plotting import plot_embedding
+from skae.plotting import EmbeddingDisplay
 
 parser = argparse.ArgumentParser(description="Sigmoid 2-D autoencoder of digits.")
 parser.add_argument("--quick", action="store_true", help="few epochs")
@@ -72,7 +72,9 @@ knn = cross_val_score(KNeighborsClassifier(), Z, digits.target, cv=5).mean()
 print(f"5-fold 5-NN accuracy of the 2-D code: {knn:.3f}")
 
 # %%
-ax = plot_embedding(Z, digits.target, cmap="nipy_spectral", title="64-32-2-32-64")
+display = EmbeddingDisplay.from_estimator(
+    autoencoder, digits.data, digits.target, name="64-32-2-32-64", cmap="nipy_spectral"
+)
 args.output_dir.mkdir(parents=True, exist_ok=True)
-ax.figure.savefig(args.output_dir / "plot_digits_sigmoid.png", dpi=100)
+display.figure_.savefig(args.output_dir / "plot_digits_sigmoid.png", dpi=100)
 plt.show()

@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skae import AutoencoderTransformer
 from skae.datasets import load_mnist, train_test_split_dataset
 from skae.metrics import reconstruction_mse
-from skae.plotting import plot_reconstructions
+from skae.plotting import ReconstructionDisplay
 
 parser = argparse.ArgumentParser(description="Convolutional autoencoder of MNIST.")
 parser.add_argument("--quick", action="store_true", help="few samples and epochs")
@@ -67,9 +67,10 @@ mse = reconstruction_mse(
 print(f"held-out reconstruction MSE (pixel units): {mse:.0f}")
 
 # %%
-fig = plot_reconstructions(
-    {"original": images_test, "conv 16-8-8": reconstructed}, image_shape=(28, 28)
+# The first ten test images, encoded and decoded again.
+display = ReconstructionDisplay.from_estimator(
+    autoencoder, images_test, name="conv 16-8-8"
 )
 args.output_dir.mkdir(parents=True, exist_ok=True)
-fig.savefig(args.output_dir / "plot_mnist_conv.png", dpi=100)
+display.figure_.savefig(args.output_dir / "plot_mnist_conv.png", dpi=100)
 plt.show()

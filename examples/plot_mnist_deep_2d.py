@@ -28,7 +28,7 @@ from sklearn.preprocessing import FunctionTransformer
 from skae import AutoencoderTransformer
 from skae.datasets import load_mnist, train_test_split_dataset
 from skae.metrics import knn_accuracy, reconstruction_mse
-from skae.plotting import plot_embeddings
+from skae.plotting import EmbeddingComparisonDisplay
 
 parser = argparse.ArgumentParser(description="Deep 2-D autoencoder of MNIST.")
 parser.add_argument("--quick", action="store_true", help="few samples and epochs")
@@ -87,7 +87,9 @@ print(f"held-out reconstruction MSE (pixel units): {ae_mse:.0f} (PCA: {pca_mse:.
 print(f"held-out 5-NN accuracy of the 2-D code: {ae_knn:.3f} (PCA: {pca_knn:.3f})")
 
 # %%
-fig = plot_embeddings({"Autoencoder 784-128-64-10-2": Z_test, "PCA": P_test}, y_test)
+display = EmbeddingComparisonDisplay.from_estimators(
+    {"Autoencoder 784-128-64-10-2": model, "PCA": pca}, X_test, y_test
+)
 args.output_dir.mkdir(parents=True, exist_ok=True)
-fig.savefig(args.output_dir / "plot_mnist_deep_2d.png", dpi=100)
+display.figure_.savefig(args.output_dir / "plot_mnist_deep_2d.png", dpi=100)
 plt.show()

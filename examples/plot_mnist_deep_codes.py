@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skae import AutoencoderTransformer
 from skae.datasets import load_mnist, train_test_split_dataset
 from skae.metrics import reconstruction_mse
-from skae.plotting import plot_reconstructions
+from skae.plotting import ReconstructionDisplay
 
 parser = argparse.ArgumentParser(description="Deep autoencoders of MNIST.")
 parser.add_argument("--quick", action="store_true", help="few samples and epochs")
@@ -45,7 +45,7 @@ networks = {
     "784-128-64-32": dict(hidden_layer_sizes=(128, 64), n_components=32),
     "784-128-64": dict(hidden_layer_sizes=(128,), n_components=64),
 }
-rows = {"original": X_test}
+rebuilt = {}
 for name, layers in networks.items():
     autoencoder = AutoencoderTransformer(
         **layers,
@@ -60,8 +60,8 @@ for name, layers in networks.items():
     start = time.perf_counter()
     autoencoder.fit(X_train)
     fit_time = time.perf_counter() - start
-    rows[name] = autoencoder.inverse_transform(autoencoder.transform(X_test))
-    mse = reconstruction_mse(X_test, rows[name])
+    rebuilt[name] = autoencoder.inverse_transform(autoencoder.transform(X_test))
+    mse = reconstruction_mse(X_test, rebuilt[name])
     print(
         f"{name}: held-out reconstruction MSE {mse:.0f} (pixel units), "
         f"fit time {fit_time:.1f} s, {autoencoder.n_iter_} epochs of "
@@ -69,7 +69,9 @@ for name, layers in networks.items():
     )
 
 # %%
-fig = plot_reconstructions(rows, image_shape=(28, 28))
+display = ReconstructionDisplay.from_reconstructions(
+    X_test, rebuilt, image_shape=(28, 28)
+)
 args.output_dir.mkdir(parents=True, exist_ok=True)
-fig.savefig(args.output_dir / "plot_mnist_deep_codes.png", dpi=100)
+display.figure_.savefig(args.output_dir / "plot_mnist_deep_codes.png", dpi=100)
 plt.show()

@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skae import AutoencoderTransformer
 from skae.datasets import load_mnist, train_test_split_dataset
 from skae.metrics import reconstruction_mse
-from skae.plotting import plot_reconstructions
+from skae.plotting import ReconstructionDisplay
 
 parser = argparse.ArgumentParser(description="Denoising autoencoder of MNIST.")
 parser.add_argument("--quick", action="store_true", help="few samples and epochs")
@@ -53,7 +53,7 @@ print(f"noise standard deviation: {noise_std:.0f} (pixel units)")
 print(
     f"MSE of the noisy digits (pixel units): {reconstruction_mse(X_test, X_noisy):.0f}"
 )
-rows = {"original": X_test, "noisy": X_noisy}
+rows = {"noisy": X_noisy}
 for name, train_noise in [("denoising AE", noise), ("plain AE", 0.0)]:
     autoencoder = AutoencoderTransformer(
         n_components=32,
@@ -76,7 +76,8 @@ for name, train_noise in [("denoising AE", noise), ("plain AE", 0.0)]:
     )
 
 # %%
-fig = plot_reconstructions(rows, image_shape=(28, 28))
+# The clean digits first: their range is the scale of every row.
+display = ReconstructionDisplay.from_reconstructions(X_test, rows, image_shape=(28, 28))
 args.output_dir.mkdir(parents=True, exist_ok=True)
-fig.savefig(args.output_dir / "plot_mnist_denoising.png", dpi=100)
+display.figure_.savefig(args.output_dir / "plot_mnist_denoising.png", dpi=100)
 plt.show()

@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skae import AutoencoderTransformer
 from skae.datasets import load_mnist, train_test_split_dataset
 from skae.metrics import reconstruction_mse
-from skae.plotting import plot_reconstructions
+from skae.plotting import ReconstructionDisplay
 
 parser = argparse.ArgumentParser(description="784-32-784 autoencoder of MNIST.")
 parser.add_argument("--quick", action="store_true", help="few samples and epochs")
@@ -58,9 +58,8 @@ mse = reconstruction_mse(X_test, reconstructed)
 print(f"held-out reconstruction MSE (pixel units): {mse:.0f}")
 
 # %%
-fig = plot_reconstructions(
-    {"original": X_test, "32 units": reconstructed}, image_shape=(28, 28)
-)
+# The first ten test images, encoded and decoded again.
+display = ReconstructionDisplay.from_estimator(autoencoder, X_test, name="32 units")
 args.output_dir.mkdir(parents=True, exist_ok=True)
-fig.savefig(args.output_dir / "plot_mnist_single_layer.png", dpi=100)
+display.figure_.savefig(args.output_dir / "plot_mnist_single_layer.png", dpi=100)
 plt.show()

@@ -24,7 +24,7 @@ import skae
 from skae import AutoencoderTransformer
 from skae.datasets import load_mnist, train_test_split_dataset
 from skae.metrics import reconstruction_mse
-from skae.plotting import plot_reconstructions
+from skae.plotting import ReconstructionDisplay
 
 parser = argparse.ArgumentParser(description="Sparse autoencoder of MNIST.")
 parser.add_argument("--quick", action="store_true", help="few samples and epochs")
@@ -75,8 +75,7 @@ mse = reconstruction_mse(X_test, reconstructed)
 print(f"held-out reconstruction MSE (pixel units): {mse:.0f}")
 
 # %%
-fig = plot_reconstructions(
-    {"original": X_test, "sparse, 16 units": reconstructed}, image_shape=(28, 28)
-)
-fig.savefig(args.output_dir / "plot_mnist_sparse.png", dpi=100)
+# The first ten test images, encoded and decoded again by the loaded model.
+display = ReconstructionDisplay.from_estimator(loaded, X_test, name="sparse, 16 units")
+display.figure_.savefig(args.output_dir / "plot_mnist_sparse.png", dpi=100)
 plt.show()

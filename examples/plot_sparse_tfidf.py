@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 
 from skae import AutoencoderTransformer
 from skae.metrics import knn_accuracy
-from skae.plotting import plot_embeddings
+from skae.plotting import EmbeddingComparisonDisplay
 
 parser = argparse.ArgumentParser(description="Autoencoder of sparse TF-IDF text.")
 parser.add_argument("--quick", action="store_true", help="few documents and epochs")
@@ -100,7 +100,9 @@ print(
 )
 
 # %%
-fig = plot_embeddings({"Autoencoder": Z_test, "TruncatedSVD": S_test}, y_test)
+display = EmbeddingComparisonDisplay.from_estimators(
+    {"Autoencoder": autoencoder, "TruncatedSVD": svd}, X_test, y_test
+)
 args.output_dir.mkdir(parents=True, exist_ok=True)
-fig.savefig(args.output_dir / "plot_sparse_tfidf.png", dpi=100)
+display.figure_.savefig(args.output_dir / "plot_sparse_tfidf.png", dpi=100)
 plt.show()
