@@ -26,7 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skae import AutoencoderTransformer
-from skae.datasets import load_mnist, train_test_split_dataset
+from skae.datasets import fetch_mnist, train_test_split_dataset
 from skae.metrics import knn_accuracy, reconstruction_mse
 from skae.plotting import EmbeddingComparisonDisplay
 
@@ -40,7 +40,7 @@ warnings.filterwarnings("ignore", category=ConvergenceWarning)
 # %%
 # MNIST; when only the 10,000 test images are on disk, they are split in halves.
 X_train, X_test, y_train, y_test = train_test_split_dataset(
-    load_mnist(), random_state=0
+    fetch_mnist(), random_state=0
 )
 n_train, n_test = (1000, 300) if args.quick else (None, None)
 X_train, y_train = X_train[:n_train], y_train[:n_train]

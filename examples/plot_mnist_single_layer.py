@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer
-from skae.datasets import load_mnist, train_test_split_dataset
+from skae.datasets import fetch_mnist, train_test_split_dataset
 from skae.metrics import reconstruction_mse
 from skae.plotting import ReconstructionDisplay
 
@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 # %%
 # MNIST; when only the 10,000 test images are on disk, they are split in halves.
-X_train, X_test, _, _ = train_test_split_dataset(load_mnist(), random_state=0)
+X_train, X_test, _, _ = train_test_split_dataset(fetch_mnist(), random_state=0)
 n_train, n_test = (1000, 300) if args.quick else (None, None)
 X_train, X_test = X_train[:n_train], X_test[:n_test]
 # The recipe's epochs are passes over MNIST's 60,000 training images: with
