@@ -41,7 +41,7 @@ __all__ = ["FORMAT_VERSION", "load", "save"]
 FORMAT_VERSION = _serialization.FORMAT_VERSION
 
 
-def save(estimator, path):
+def save(estimator, path, *, overwrite=None):
     """Save a fitted skae estimator to one file, without pickle.
 
     The file, a zip archive, holds the estimator's parameters, its fitted state
@@ -52,9 +52,15 @@ def save(estimator, path):
     file.
 
     The file is written to a temporary file in the same folder, flushed to
-    disk, then renamed over ``path``: a failure or crash mid-save leaves any
-    previous file at ``path`` intact and no partial file behind. When ``path``
-    is a symbolic link, the file it points to is replaced.
+    disk, then renamed over ``path``: a failure mid-save leaves any previous
+    file at ``path`` intact and no partial file behind. A process killed
+    mid-save (``SIGKILL``, power loss) can leave that temporary file,
+    ``.<name>.<8 hex digits>.tmp`` next to ``path``, but never a partial file
+    at ``path``; the next save to ``path`` deletes it (on Windows it stays).
+    When ``path`` is a symbolic link, the file it points to is replaced. Only a
+    regular file is ever replaced, keeping its permission bits (and, run as
+    root, its owner); a new file gets the usual ones (``0o666`` less the
+    umask).
 
     Parameters
     ----------
@@ -62,6 +68,13 @@ def save(estimator, path):
         A fitted estimator.
     path : str or os.PathLike
         Where to write the file; by convention it ends in ``.skae``.
+    overwrite : bool or None, default=None
+        What to do with a file already at ``path``. None: replace it unless
+        it is read-only (no write permission bit, or not writable by you),
+        as ``open(path, "w")`` would refuse it, even when run as root.
+        True: replace it even if read-only, as Keras' ``model.save(...,
+        overwrite=True)`` does. False: never replace it (Keras would ask on
+        the terminal; skae raises ``FileExistsError``).
 
     Returns
     -------
@@ -74,10 +87,14 @@ def save(estimator, path):
         If ``estimator`` is not fitted.
     TypeError
         If ``estimator`` is not a skae estimator, ``path`` is not a str or an
-        ``os.PathLike``, or a fitted attribute is not plain data or a Keras
-        model.
+        ``os.PathLike``, ``overwrite`` is not a bool or None, or a fitted
+        attribute is not plain data or a Keras model.
     OSError
-        If the file cannot be written; ``path`` is then left as it was.
+        If the file cannot be written; ``path`` is then left as it was. Among
+        them: ``IsADirectoryError``, an ``OSError`` for a device, FIFO or
+        socket at ``path``, ``PermissionError`` for a read-only file with
+        ``overwrite=None``, ``FileExistsError`` for any file with
+        ``overwrite=False``.
 
     Warns
     -----
@@ -106,7 +123,7 @@ def save(estimator, path):
     >>> np.array_equal(loaded.transform(X), ae.transform(X))
     True
     """
-    return _serialization.save(estimator, path)
+    return _serialization.save(estimator, path, overwrite=overwrite)
 
 
 def load(path, *, safe_mode=True):

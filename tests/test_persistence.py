@@ -2,9 +2,10 @@
 
 Round trips through a skae file, pickle and joblib, in this process and in a
 fresh one; files of earlier versions; what is saved of parameters that are not
-data; the fitted state a loaded file must hold; where a file is written and
-the errors for bad paths and arguments. The file format itself (bad files,
-atomic writes, code in a file, the registry) is tested in test_serialization.py.
+data; the fitted state a loaded file must hold; where a file is written, what
+save replaces, and the errors for bad paths and arguments. The file format
+itself (bad files, atomic writes, code in a file, the registry) is tested in
+test_serialization.py.
 """
 
 import io
@@ -26,7 +27,7 @@ import pytest
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 
 import skae
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, persistence
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -432,6 +433,129 @@ def test_networks_with_non_finite_weights_are_refused(fitted, saved, tmp_path):
             archive.writestr(name, data)
     with pytest.raises(ValueError, match="encoder_ has weights that are not finite"):
         skae.load(path)
+
+
+# -- what save replaces ------------------------------------------------------------
+
+
+def _special_file(kind, folder):
+    path = folder / kind
+    if kind == "fifo":
+        os.mkfifo(path)
+        return path
+    try:
+        # A second /dev/null, in the test's own folder.
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, AttributeError):
+        pytest.skip("making a device needs root")
+    return path
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
+@pytest.mark.parametrize(
+    "kind, name", [("fifo", "FIFO"), ("device", "character device")]
+)
+@pytest.mark.parametrize("through_link", [False, True])
+def test_save_never_replaces_a_device_or_fifo(
+    fitted, tmp_path, kind, name, through_link
+):
+    """As root, save("/dev/full") replaced the device by a zip file."""
+    special = _special_file(kind, tmp_path)
+    path = tmp_path / "link.skae" if through_link else special
+    if through_link:
+        path.symlink_to(special)
+    before = sorted(os.listdir(tmp_path)), os.lstat(special)
+    with pytest.raises(OSError, match=f"regular file or no file.*, a {name}") as info:
+        fitted.save(path)
+    assert repr(str(path)) in str(info.value)
+    after = sorted(os.listdir(tmp_path)), os.lstat(special)
+    assert after[0] == before[0]
+    assert (after[1].st_ino, after[1].st_mode) == (before[1].st_ino, before[1].st_mode)
+
+
+def test_read_only_file_is_replaced_only_with_overwrite_true(fitted, tmp_path):
+    """A 0444 file was silently replaced (the tests run as root here)."""
+    path = tmp_path / "ae.skae"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o444)
+    match = r"read-only \(mode -r--r--r--\), left as it was; pass overwrite=True"
+    with pytest.raises(PermissionError, match=match):
+        fitted.save(path)
+    with pytest.raises(PermissionError, match=match):
+        persistence.save(fitted, path)
+    assert path.read_bytes() == b"old"
+    persistence.save(fitted, path, overwrite=True)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o444
+    assert skae.load(path).n_iter_ == fitted.n_iter_
+    assert os.listdir(tmp_path) == ["ae.skae"]
+
+
+def test_overwrite_false_never_replaces_a_file(fitted, tmp_path):
+    path = tmp_path / "ae.skae"
+    assert persistence.save(fitted, path, overwrite=False) == str(path)
+    data = path.read_bytes()
+    with pytest.raises(FileExistsError, match="no file at path with overwrite=False"):
+        persistence.save(fitted, path, overwrite=False)
+    assert path.read_bytes() == data
+    with pytest.raises(TypeError, match="Received: overwrite='yes'"):
+        persistence.save(fitted, path, overwrite="yes")
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o604])
+def test_replaced_file_keeps_its_permissions_even_while_written(
+    fitted, tmp_path, monkeypatch, mode
+):
+    """A 0600 file came back 0644: a private model became world-readable."""
+    path = tmp_path / "ae.skae"
+    path.write_bytes(b"old")
+    os.chmod(path, mode)
+    seen = []
+    original = zipfile.ZipFile.writestr
+
+    def writestr(self, name, *args, **kwargs):
+        if str(name) == "skae.json" or str(name).startswith(("arrays/", "models/")):
+            (temporary,) = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+            seen.append(stat.S_IMODE(os.stat(tmp_path / temporary).st_mode))
+        return original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", writestr)
+    fitted.save(path)
+    monkeypatch.undo()
+    assert seen and set(seen) == {mode}
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root gives files"
+)
+def test_replaced_file_keeps_its_owner_when_root_saves(fitted, tmp_path):
+    path = tmp_path / "ae.skae"
+    path.write_bytes(b"old")
+    os.chown(path, 4321, 4321)
+    fitted.save(path)
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (4321, 4321)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
+def test_target_that_becomes_a_fifo_mid_save_is_left_alone(
+    fitted, saved, tmp_path, monkeypatch
+):
+    path = tmp_path / "ae.skae"
+    path.write_bytes(saved.read_bytes())
+    original = zipfile.ZipFile.writestr
+
+    def writestr(self, name, *args, **kwargs):
+        if str(name).startswith("models/") and path.is_file():
+            path.unlink()
+            os.mkfifo(path)
+        return original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", writestr)
+    with pytest.raises(OSError, match="a FIFO"):
+        fitted.save(path)
+    monkeypatch.undo()
+    assert stat.S_ISFIFO(os.lstat(path).st_mode)
+    assert os.listdir(tmp_path) == ["ae.skae"]
 
 
 # -- paths and argument types -------------------------------------------------

@@ -15,6 +15,9 @@ import random
 import re
 import signal
 import struct
+import subprocess
+import sys
+import threading
 import tracemalloc
 import warnings
 import zipfile
@@ -195,6 +198,73 @@ def test_failed_save_leaves_previous_file_and_no_litter(
         assert skae.load(path).n_components == fitted.n_components
     else:
         assert not path.exists()
+
+
+def _temporaries(folder):
+    return sorted(name for name in os.listdir(folder) if name.endswith(".tmp"))
+
+
+def test_stale_temporaries_of_this_path_are_deleted_by_the_next_save(fitted, tmp_path):
+    """Temporaries no save holds locked (skae before the lock) are deleted; others
+    are not."""
+    stale = tmp_path / ".ae.skae.0123abcd.tmp"
+    stale.write_bytes(b"left by a killed save")
+    kept = [".other.skae.0123abcd.tmp", ".ae.skae.notes.tmp", ".ae.skae.0123abcd.tmp~"]
+    for name in kept:
+        (tmp_path / name).write_bytes(b"not ours")
+    fitted.save(tmp_path / "ae.skae")
+    assert sorted(os.listdir(tmp_path)) == sorted(["ae.skae", *kept])
+
+
+_SAVE_THEN_HANG = """
+import sys, time, zipfile, skae
+estimator = skae.load(sys.argv[1])
+original = zipfile.ZipFile.writestr
+def writestr(self, name, *args, **kwargs):
+    if str(name).startswith("models/"):
+        print("writing", flush=True)
+        time.sleep(600)
+    return original(self, name, *args, **kwargs)
+zipfile.ZipFile.writestr = writestr
+estimator.save(sys.argv[2])
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
+def test_save_killed_mid_write_leaves_a_temporary_that_the_next_save_deletes(
+    fitted, saved, tmp_path
+):
+    """SIGKILL mid-save: the old file is intact, the temporary the docs name stays
+    while the killed process could still hold it, and the next save deletes it."""
+    path = tmp_path / "ae.skae"
+    path.write_bytes(saved.read_bytes())
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SAVE_THEN_HANG, str(saved), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(300, child.kill)
+    watchdog.start()
+    try:
+        assert child.stdout.readline() == "writing\n", child.stderr.read()[-3000:]
+        (temporary,) = _temporaries(tmp_path)
+        assert re.fullmatch(r"\.ae\.skae\.[0-9a-f]{8}\.tmp", temporary)
+        # A save while the child writes leaves the child's temporary alone.
+        fitted.save(path)
+        assert _temporaries(tmp_path) == [temporary]
+        child.send_signal(signal.SIGKILL)
+        child.wait(60)
+    finally:
+        watchdog.cancel()
+        child.kill()
+        child.wait()
+        child.stdout.close()
+        child.stderr.close()
+    assert _temporaries(tmp_path) == [temporary]
+    assert skae.load(path).n_components == fitted.n_components
+    fitted.save(path)
+    assert sorted(os.listdir(tmp_path)) == ["ae.skae"]
 
 
 # -- bad files -----------------------------------------------------------------
