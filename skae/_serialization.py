@@ -13,11 +13,19 @@ import math
 import numbers
 import os
 import platform
+import re
 import secrets
+import shutil
+import stat
 import tempfile
 import warnings
 import zipfile
 import zlib
+
+try:
+    import fcntl
+except ImportError:  # Windows: stale temporaries are left (see _atomic_write).
+    fcntl = None
 
 import keras
 import numpy as np
@@ -35,17 +43,35 @@ FORMAT_VERSION = 1
 
 _FORMAT = "skae"
 _HEADER = "skae.json"
-# Members are read into memory whole; no sane estimator file comes near this.
-_MAX_UNCOMPRESSED = 2**32
+# What a file's members may declare uncompressed, all together: this factor
+# (Keras' own for its archives) times the file's size, or the floor. Trained
+# weights deflate by a few percent, tiny models' HDF5 padding ~10x, a bomb ~1000x.
+_MAX_EXPANSION = 100
+_MIN_BUDGET = 4 * 2**20
+# The header's own floor: parsed, JSON takes up to ~25 times its size.
+_MIN_HEADER = 2**18
+# Tags nest less than 10 deep in a real header; decoding recurses.
+_MAX_DEPTH = 64
+# Tag -> (folder, suffix) of the member it names.
+_NPY = ("arrays/", ".npy")
+_MEMBER_TAGS = {"__array__": _NPY, "__scalar__": _NPY}
+_MEMBER_TAGS["__keras_model__"] = ("models/", ".keras")
 
-
-# Estimator classes by name; see register().
+# Estimator classes by name, and their checks; see register().
 _CLASSES = {}
+_CHECKS = {}
 
 
-def register(cls):
-    """Let :func:`save` write instances of ``cls`` and :func:`load` read them."""
+def register(cls, *, check=None):
+    """Let :func:`save` write instances of ``cls`` and :func:`load` read them.
+
+    :func:`load` calls ``check(estimator, names)`` on each estimator of ``cls``
+    (or a subclass) it restores, ``names`` the fitted attributes in the file; it
+    raises ValueError naming the first one no fit leaves. Kept by re-registering.
+    """
     _CLASSES[cls.__name__] = cls
+    if check is not None:
+        _CHECKS[cls] = check
     return cls
 
 
@@ -148,8 +174,8 @@ class _Encoder:
 class _Decoder:
     """Invert :class:`_Encoder`; any malformed input raises ``_Corrupt``."""
 
-    def __init__(self, members, models):
-        self.members = members
+    def __init__(self, arrays, models):
+        self.arrays = arrays  # name -> bytes of the .npy member
         self.models = models
 
     def decode(self, value):
@@ -189,22 +215,15 @@ class _Decoder:
                 raise _Corrupt(f"a non-finite float {content!r}")
             return float(content)
         if tag in ("__array__", "__scalar__"):
-            array = np.load(io.BytesIO(self._member(content)), allow_pickle=False)
+            array = np.load(io.BytesIO(self.arrays[content]), allow_pickle=False)
             return array[()] if tag == "__scalar__" else array
         if tag == "__keras_model__":
-            if content not in self.models:
-                raise _Corrupt(f"a reference to a missing model {content!r}")
-            return self.models[content]
+            return self.models[content]  # _references() saw every name
         if tag == "__random_state__":
             random_state = np.random.RandomState()
             random_state.set_state(self.decode(content))
             return random_state
         raise _Corrupt(f"an unknown tag {tag!r}")
-
-    def _member(self, name):
-        if not isinstance(name, str) or name not in self.members:
-            raise _Corrupt(f"a reference to a missing member {name!r}")
-        return self.members[name]
 
 
 def _is_int_or_str(key):
@@ -222,7 +241,7 @@ class _Unsafe(ValueError):
 # -- save -----------------------------------------------------------------------
 
 
-def save(estimator, path):
+def save(estimator, path, *, overwrite=None):
     """Write a fitted, registered estimator to ``path``; see
     :func:`skae.persistence.save`."""
     classes = _estimator_classes()
@@ -234,10 +253,15 @@ def save(estimator, path):
         )
     check_is_fitted(estimator)
     path = _fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(
-            f"Expected a file path to save to. Received: path={path!r}, a directory"
+    if overwrite is not None and not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(
+            "Expected overwrite to be a bool or None. "
+            f"Received: overwrite={overwrite!r}"
         )
+    # Through a symbolic link: replace the file it points to, not the link;
+    # checked before the work of serialising, to fail at once.
+    target = os.path.realpath(path)
+    _check_target(target, path, overwrite)
 
     encoder = _Encoder()
     params = estimator.get_params(deep=False)
@@ -306,8 +330,7 @@ def save(estimator, path):
                 # end, and a truncated skae file would read as that model.
                 archive.writestr(member, data)
 
-    # Through a symbolic link: replace the file it points to, not the link.
-    _atomic_write(os.path.realpath(path), write)
+    _atomic_write(target, write, lambda: _check_target(target, path, overwrite))
     return path
 
 
@@ -320,9 +343,53 @@ def _model_bytes(model):
             return f.read()
 
 
-def _atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temporary file, then rename it over ``path``."""
+def _check_target(target, path, overwrite):
+    """The ``os.stat`` of the regular file saving would replace, or None.
+
+    Refuses a device, FIFO or socket (a rename would replace /dev/null by a
+    file), any file with overwrite=False, and with overwrite=None a read-only
+    one (by its mode bits too: root may write anything)."""
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return None
+    link = target != os.path.abspath(path)
+    where = f"path={path!r}" + (f" (a link to {target!r})" if link else "")
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(
+            f"Expected a file path to save to. Received: {where}, a directory"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        kinds = {"c": "character device", "b": "block device", "p": "FIFO"}
+        kind = kinds.get(stat.filemode(st.st_mode)[0], "socket or other special file")
+        raise OSError(
+            "Expected a regular file or no file at path; save replaces nothing "
+            f"else. Received: {where}, a {kind}"
+        )
+    if overwrite is False:
+        raise FileExistsError(
+            f"Expected no file at path with overwrite=False. Received: {where}, "
+            "an existing file, left as it was"
+        )
+    if overwrite is None and (not st.st_mode & 0o222 or not os.access(target, os.W_OK)):
+        raise PermissionError(
+            f"Expected a writable file at path. Received: {where}, read-only "
+            f"(mode {stat.filemode(st.st_mode)}), left as it was; pass "
+            "overwrite=True to replace it anyway"
+        )
+    return st
+
+
+def _atomic_write(path, write, check_target):
+    """Call ``write(fileobj)`` on a temporary file, then rename it over ``path``.
+
+    ``check_target()`` (see :func:`_check_target`) runs first and just before
+    the rename. The temporary file is locked until renamed: a later save
+    deletes one no process holds, left by a killed save."""
     directory, name = os.path.split(path)
+    if fcntl is not None:
+        _remove_stale_temporaries(directory, name)
+    existing = check_target()
     while True:
         tmp_path = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
         try:
@@ -338,22 +405,37 @@ def _atomic_write(path, write):
             # Name the target, not the temporary file the user never asked for.
             raise OSError(exc.errno, exc.strerror, path) from exc
         break
+    lock = None
     try:
         with os.fdopen(fd, "wb") as f:
+            if fcntl is not None:  # held past the close, to the rename
+                lock = os.dup(fd)
+                # Where locks fail, no later save can lock it to delete it either.
+                with contextlib.suppress(OSError):
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if existing is not None:
+                # Before any data: a private model is never readable by others.
+                _copy_permissions(fd, existing)
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        # The target may have become something else while the file was written.
+        check_target()
         os.replace(tmp_path, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_path)
-        if isinstance(exc, OSError):
+        # Errors of check_target() (no errno) already name the path.
+        if isinstance(exc, OSError) and exc.errno is not None:
             raise OSError(
                 exc.errno,
                 f"{exc.strerror or exc} (the file was left as it was)",
                 path,
             ) from exc
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)
     # Makes the rename itself durable; not possible on every platform.
     with contextlib.suppress(OSError, AttributeError):
         dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
@@ -361,6 +443,36 @@ def _atomic_write(path, write):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _copy_permissions(fd, existing):
+    with contextlib.suppress(OSError, AttributeError):  # root only; not on Windows
+        os.fchown(fd, existing.st_uid, existing.st_gid)
+    mode = stat.S_IMODE(existing.st_mode) & 0o777  # never set-user-ID and the like
+    if os.fstat(fd).st_gid != existing.st_gid:
+        mode &= ~0o070  # granted to a group the new file is not in
+    if hasattr(os, "fchmod"):  # not on Windows
+        os.fchmod(fd, mode)
+
+
+def _remove_stale_temporaries(directory, name):
+    """Delete temporaries of saves to ``name`` that no save holds (killed ones)."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.tmp")
+    entries = []
+    with contextlib.suppress(OSError):
+        entries = [e for e in os.listdir(directory or ".") if pattern.fullmatch(e)]
+    for entry in entries:
+        tmp_path = os.path.join(directory, entry)
+        with contextlib.suppress(OSError):
+            fd = os.open(tmp_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                st = os.fstat(fd)
+                # BlockingIOError (an OSError) while a save is writing it.
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if stat.S_ISREG(st.st_mode) and os.lstat(tmp_path).st_ino == st.st_ino:
+                    os.unlink(tmp_path)
+            finally:
+                os.close(fd)
 
 
 # -- load -----------------------------------------------------------------------
@@ -375,21 +487,20 @@ def load(path, *, safe_mode=True):
         )
     # open() raises FileNotFoundError, IsADirectoryError, ... naming the path.
     with open(path, "rb") as f:
-        data = f.read()
-    try:
-        return _load_bytes(data, path, safe_mode)
-    except _Unsafe as exc:
-        raise ValueError(
-            "Expected Keras models without Python code (Lambda layers, lambdas) "
-            f"with safe_mode=True. Received: path={path!r}, whose {exc}, which "
-            "loading would run. Load it with safe_mode=False only if you trust "
-            "the file."
-        ) from (exc.__cause__ or None)
-    except _Corrupt as exc:
-        raise ValueError(
-            "Expected a skae file written by AutoencoderTransformer.save. "
-            f"Received: path={path!r}, {exc}"
-        ) from (exc.__cause__ or None)
+        try:
+            return _load_file(f, path, safe_mode)
+        except _Unsafe as exc:
+            raise ValueError(
+                "Expected Keras models without Python code (Lambda layers, "
+                f"lambdas) with safe_mode=True. Received: path={path!r}, whose "
+                f"{exc}, which loading would run. Load it with safe_mode=False "
+                "only if you trust the file."
+            ) from (exc.__cause__ or None)
+        except _Corrupt as exc:
+            raise ValueError(
+                "Expected a skae file written by AutoencoderTransformer.save. "
+                f"Received: path={path!r}, {exc}"
+            ) from (exc.__cause__ or None)
 
 
 def _fspath(path):
@@ -403,45 +514,80 @@ def _fspath(path):
         ) from None
 
 
-def _load_bytes(data, path, safe_mode):
-    if not data:
-        raise _Corrupt("an empty file")
-    members = _read_members(data)
-    if _HEADER not in members:
-        raise _Corrupt(
-            f"a zip archive without {_HEADER!r} (another kind of file, or a "
-            "damaged skae file)"
-        )
-    try:
-        header = json.loads(members[_HEADER])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Corrupt(f"whose {_HEADER} is not valid JSON ({exc})") from exc
-    if not isinstance(header, dict) or header.get("format") != _FORMAT:
-        raise _Corrupt(f"whose {_HEADER} does not describe a skae file")
-    version = header.get("format_version")
-    versions = header.get("versions")
-    written_by = versions.get("skae") if isinstance(versions, dict) else None
-    written_by = written_by or "an unknown version"
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _Corrupt(f"with an invalid format_version={version!r}")
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"Expected a skae file of format version {FORMAT_VERSION} or older. "
-            f"Received: path={path!r} with format_version={version}, written by "
-            f"skae {written_by}; upgrade skae to load it."
-        )
-    cls = _estimator_classes().get(header.get("class"))
-    if cls is None:
-        raise _Corrupt(f"for an unknown estimator class {header.get('class')!r}")
-    params, state = header.get("params"), header.get("state")
-    if not isinstance(params, dict) or not isinstance(state, dict):
-        raise _Corrupt(f"whose {_HEADER} lacks params or state")
+# What zipfile raises on a damaged archive (NotImplementedError: a RuntimeError).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError)
+_ZIP_ERRORS += (ValueError, OverflowError, OSError, RuntimeError)
 
-    models = {}
-    for member in members:
-        if member.startswith("models/"):
-            models[member] = _load_model(members[member], member, path, safe_mode)
-    decoder = _Decoder(members, models)
+
+@contextlib.contextmanager
+def _zip_errors():
+    """Turn the many exceptions of zipfile on a damaged archive into _Corrupt."""
+    try:
+        yield
+    except _ZIP_ERRORS as exc:
+        raise _Corrupt(
+            f"which is not a complete zip archive (truncated or corrupt?): {exc}"
+        ) from exc
+
+
+def _load_file(f, path, safe_mode):
+    """Check the archive in ``f`` from its directory inwards: a member is read
+    once what was read before bounds its size."""
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f = io.BytesIO(f.read())  # a pipe: zipfile seeks
+    size = f.seek(0, os.SEEK_END)
+    if not size:
+        raise _Corrupt("an empty file")
+    with _zip_errors():
+        archive = zipfile.ZipFile(f)
+    with archive:
+        infos = {info.filename: info for info in archive.infolist()}
+        if len(infos) != len(archive.infolist()):
+            raise _Corrupt("a zip archive with two members of the same name")
+        # Nothing is decompressed yet: what the members declare must fit the file.
+        declared = sum(info.file_size for info in infos.values())
+        header = infos.get(_HEADER, zipfile.ZipInfo()).file_size
+        limit = _MAX_EXPANSION * size
+        if declared > max(_MIN_BUDGET, limit) or header > max(_MIN_HEADER, limit):
+            raise _Corrupt(
+                f"whose members declare {declared} bytes uncompressed ({header} "
+                f"for {_HEADER}), more than a skae file of {size} bytes holds; "
+                "refused unread as a possible decompression bomb"
+            )
+        for info in infos.values():
+            # LZMA would allocate the dictionary its header asks for.
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise _Corrupt(
+                    f"whose member {info.filename!r} is compressed with method "
+                    f"{info.compress_type}, which skae never writes"
+                )
+            # zipfile would allocate buffers of the size it claims.
+            if info.header_offset + info.compress_size > size:
+                raise _Corrupt(f"whose member {info.filename!r} ends after the file")
+        if _HEADER not in infos:
+            raise _Corrupt(
+                f"a zip archive without {_HEADER!r} (another kind of file, or a "
+                "damaged skae file)"
+            )
+        with _zip_errors():
+            raw = archive.read(infos[_HEADER])
+        cls, params, state = _read_header(raw, path)
+        references = _references([*params.values(), *state.values()])
+        for member in references:
+            if member not in infos:
+                raise _Corrupt(f"a reference to a missing member {member!r}")
+        unreferenced = sorted(set(infos) - set(references) - {_HEADER})
+        if unreferenced:
+            raise _Corrupt(
+                f"with members its {_HEADER} never refers to: {unreferenced[:5]}"
+            )
+        arrays, models = {}, {}
+        for member, tag in references.items():
+            if tag == "__keras_model__":
+                models[member] = _load_model(archive, infos[member], safe_mode)
+            else:
+                arrays[member] = _read_array(archive, infos[member])
+    decoder = _Decoder(arrays, models)
     try:
         params = {name: decoder.decode(value) for name, value in params.items()}
         state = {name: decoder.decode(value) for name, value in state.items()}
@@ -450,7 +596,39 @@ def _load_bytes(data, path, safe_mode):
     except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
         # np.load, reshape or RandomState.set_state on damaged content.
         raise _Corrupt(f"with unreadable state ({type(exc).__name__}: {exc})") from exc
+    return _restore(cls, params, state)
 
+
+def _read_header(raw, path):
+    """The registered class, params and state (still tagged) of ``skae.json``."""
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        # As are UnicodeDecodeError, JSONDecodeError and ints of 5000 digits.
+        raise _Corrupt(
+            f"whose {_HEADER} is not valid JSON ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(header, dict) or header.get("format") != _FORMAT:
+        raise _Corrupt(f"whose {_HEADER} does not describe a skae file")
+    version = header.get("format_version")
+    versions = header.get("versions")
+    written_by = versions.get("skae") if isinstance(versions, dict) else None
+    written_by = written_by if isinstance(written_by, str) else "an unknown version"
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _Corrupt(f"with an invalid format_version={version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"Expected a skae file of format version {FORMAT_VERSION} or older. "
+            f"Received: path={path!r} with format_version={version}, written by "
+            f"skae {written_by}; upgrade skae to load it."
+        )
+    name = header.get("class")
+    cls = _estimator_classes().get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise _Corrupt(f"for an unknown estimator class {name!r}")
+    params, state = header.get("params"), header.get("state")
+    if not isinstance(params, dict) or not isinstance(state, dict):
+        raise _Corrupt(f"whose {_HEADER} lacks params or state")
     defaults = cls().get_params(deep=False)
     unknown = sorted(set(params) - set(defaults))
     if unknown:
@@ -464,51 +642,106 @@ def _load_bytes(data, path, safe_mode):
         # replace transform with one of its Keras models.
         if not name.isidentifier() or name in defaults or hasattr(cls, name):
             raise _Corrupt(f"with an invalid fitted attribute name {name!r}")
+    return cls, params, state
+
+
+def _references(values):
+    """The members the tagged JSON ``values`` refer to: name -> tag.
+
+    Walks the tags as :class:`_Decoder` will (a user's dict with a key such as
+    "__array__" is data), refusing what nests too deep for its recursion.
+    """
+    found, stack = {}, [(value, 0) for value in values]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise _Corrupt(f"whose {_HEADER} nests deeper than {_MAX_DEPTH} levels")
+        if isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        if not isinstance(value, dict) or len(value) != 1:
+            continue  # the decoder refuses what is malformed
+        ((tag, content),) = value.items()
+        if tag in ("__tuple__", "__random_state__"):
+            children = [content]
+        elif tag == "__dict__" and isinstance(content, dict):
+            children = content.values()
+        elif tag == "__items__" and isinstance(content, list):
+            children = [p[1] for p in content if isinstance(p, list) and len(p) == 2]
+        else:
+            children = []
+        stack.extend((child, depth + 1) for child in children)
+        if tag in _MEMBER_TAGS:
+            folder, suffix = _MEMBER_TAGS[tag]
+            if not (
+                isinstance(content, str)
+                and content.startswith(folder)
+                and content.endswith(suffix)
+            ):
+                raise _Corrupt(f"a {tag} tag naming {content!r}, not a {suffix} file")
+            if content in found:
+                # Each would be read again, as many times as the file says.
+                raise _Corrupt(f"two references to the member {content!r}")
+            found[content] = tag
+    return found
+
+
+def _read_array(archive, info):
+    """The bytes of an ``.npy`` member, once its header declares its own size."""
+    with _zip_errors(), archive.open(info) as stream:
+        # np.save's header is at most a few hundred bytes (numpy reads 10,000).
+        head = io.BytesIO(stream.read(min(info.file_size, 2**16)))
+    try:
+        version = np.lib.format.read_magic(head)
+        if version not in ((1, 0), (2, 0)):  # np.save writes 3.0 for no skae state
+            raise ValueError(f"version {version} of the .npy format")
+        read = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+        shape, _, dtype = read(head)
+    except ValueError as exc:
+        raise _Corrupt(f"whose {info.filename} is not a .npy array ({exc})") from exc
+    # In Python ints: a shape of 1e13 elements must not overflow to a small size.
+    nbytes = math.prod(shape) * dtype.itemsize
+    if head.tell() + nbytes != info.file_size:
+        raise _Corrupt(
+            f"whose {info.filename} declares a {dtype} array of shape {shape} "
+            f"({nbytes} bytes) but holds {info.file_size - head.tell()} bytes"
+        )
+    with _zip_errors():
+        return archive.read(info)
+
+
+def _restore(cls, params, state):
     estimator = cls.__new__(cls)
-    # The class's own unpickling path, so whatever it restores there (caches)
-    # it restores here.
-    estimator.__setstate__({**defaults, **params, **state})
+    defaults = cls().get_params(deep=False)
+    try:
+        # The class's own unpickling path, so whatever it restores there
+        # (caches) it restores here.
+        estimator.__setstate__({**defaults, **params, **state})
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise _Corrupt(
+            f"whose state cannot be restored ({type(exc).__name__}: {exc})"
+        ) from exc
     try:
         check_is_fitted(estimator)
     except NotFittedError:
         raise _Corrupt("whose state is not that of a fitted estimator") from None
+    checks = (_CHECKS[c] for c in cls.__mro__ if c in _CHECKS)
+    check = next(checks, lambda estimator, names: None)
+    try:
+        check(estimator, set(state))
+    except (ValueError, TypeError) as exc:
+        raise _Corrupt(f"whose fitted state is inconsistent: {exc}") from exc
     return estimator
 
 
-def _read_members(data):
-    """All members of the zip archive ``data``, CRC-checked, by name."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            infos = archive.infolist()
-            if sum(info.file_size for info in infos) > _MAX_UNCOMPRESSED:
-                raise _Corrupt("a zip archive too large to be a skae file")
-            return {info.filename: archive.read(info) for info in infos}
-    except _Corrupt:
-        raise
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        zlib.error,
-        EOFError,
-        ValueError,
-        NotImplementedError,
-        OverflowError,
-        OSError,
-        RuntimeError,
-    ) as exc:
-        # zipfile reports a damaged archive with many exception types.
-        raise _Corrupt(
-            f"which is not a complete zip archive (truncated or corrupt?): {exc}"
-        ) from exc
-
-
-def _load_model(data, member, path, safe_mode):
-    if safe_mode:
-        _check_no_code(data, member)
+def _load_model(archive, info, safe_mode):
+    member = info.filename
     with tempfile.TemporaryDirectory(prefix="skae-") as tmp:
         model_path = os.path.join(tmp, "model.keras")
-        with open(model_path, "wb") as f:
-            f.write(data)
+        # Streamed to disk, not held in memory: Keras reads from a file anyway.
+        with _zip_errors(), archive.open(info) as src, open(model_path, "wb") as out:
+            shutil.copyfileobj(src, out, 2**20)
+        if safe_mode:
+            _check_no_code(model_path, member)
         try:
             # Rebuilding user layers draws seeds from Python's random; loading
             # must leave the caller's stream as it was.
@@ -528,7 +761,7 @@ def _load_model(data, member, path, safe_mode):
     return model
 
 
-def _check_no_code(data, member):
+def _check_no_code(model_path, member):
     """Refuse a ``.keras`` file whose config holds Python code, before Keras reads it.
 
     Keras' own ``safe_mode`` refuses Python lambdas; this also refuses every
@@ -536,7 +769,7 @@ def _check_no_code(data, member):
     does so with one clear message whichever Keras version is installed.
     """
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(model_path) as archive:
             config = json.loads(archive.read("config.json"))
     except Exception as exc:
         raise _Corrupt(

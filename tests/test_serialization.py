@@ -7,10 +7,19 @@ saved and loaded.
 """
 
 import errno
+import io
 import json
 import os
 import pickle
+import random
 import re
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import tracemalloc
+import warnings
 import zipfile
 
 import keras
@@ -52,8 +61,8 @@ def _members(path):
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def _write_members(path, members):
-    with zipfile.ZipFile(path, "w") as archive:
+def _write_members(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
 
@@ -191,6 +200,73 @@ def test_failed_save_leaves_previous_file_and_no_litter(
         assert not path.exists()
 
 
+def _temporaries(folder):
+    return sorted(name for name in os.listdir(folder) if name.endswith(".tmp"))
+
+
+def test_stale_temporaries_of_this_path_are_deleted_by_the_next_save(fitted, tmp_path):
+    """Temporaries no save holds locked (skae before the lock) are deleted; others
+    are not."""
+    stale = tmp_path / ".ae.skae.0123abcd.tmp"
+    stale.write_bytes(b"left by a killed save")
+    kept = [".other.skae.0123abcd.tmp", ".ae.skae.notes.tmp", ".ae.skae.0123abcd.tmp~"]
+    for name in kept:
+        (tmp_path / name).write_bytes(b"not ours")
+    fitted.save(tmp_path / "ae.skae")
+    assert sorted(os.listdir(tmp_path)) == sorted(["ae.skae", *kept])
+
+
+_SAVE_THEN_HANG = """
+import sys, time, zipfile, skae
+estimator = skae.load(sys.argv[1])
+original = zipfile.ZipFile.writestr
+def writestr(self, name, *args, **kwargs):
+    if str(name).startswith("models/"):
+        print("writing", flush=True)
+        time.sleep(600)
+    return original(self, name, *args, **kwargs)
+zipfile.ZipFile.writestr = writestr
+estimator.save(sys.argv[2])
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
+def test_save_killed_mid_write_leaves_a_temporary_that_the_next_save_deletes(
+    fitted, saved, tmp_path
+):
+    """SIGKILL mid-save: the old file is intact, the temporary the docs name stays
+    while the killed process could still hold it, and the next save deletes it."""
+    path = tmp_path / "ae.skae"
+    path.write_bytes(saved.read_bytes())
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SAVE_THEN_HANG, str(saved), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(300, child.kill)
+    watchdog.start()
+    try:
+        assert child.stdout.readline() == "writing\n", child.stderr.read()[-3000:]
+        (temporary,) = _temporaries(tmp_path)
+        assert re.fullmatch(r"\.ae\.skae\.[0-9a-f]{8}\.tmp", temporary)
+        # A save while the child writes leaves the child's temporary alone.
+        fitted.save(path)
+        assert _temporaries(tmp_path) == [temporary]
+        child.send_signal(signal.SIGKILL)
+        child.wait(60)
+    finally:
+        watchdog.cancel()
+        child.kill()
+        child.wait()
+        child.stdout.close()
+        child.stderr.close()
+    assert _temporaries(tmp_path) == [temporary]
+    assert skae.load(path).n_components == fitted.n_components
+    fitted.save(path)
+    assert sorted(os.listdir(tmp_path)) == ["ae.skae"]
+
+
 # -- bad files -----------------------------------------------------------------
 
 
@@ -276,6 +352,280 @@ def test_newer_format_version_is_refused(saved, tmp_path):
     path = tmp_path / "newer.skae"
     _rewrite_header(saved, path, lambda h: h.update(format_version=2))
     _assert_refused(path, r"format_version=2.*upgrade skae")
+
+
+# -- crafted files: what load reads, and how much ----------------------------------
+
+
+def _member_of(header, name):
+    """The member that holds fitted attribute ``name``."""
+    ((_, member),) = header["state"][name].items()
+    return member
+
+
+def _npy_header(shape, descr="<f8"):
+    buffer = io.BytesIO()
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+def test_unreferenced_member_is_refused(saved, tmp_path):
+    members = _members(saved)
+    members["notes.txt"] = b"not part of the model"
+    path = tmp_path / "extra.skae"
+    _write_members(path, members)
+    _assert_refused(path, r"never refers to: \['notes.txt'\]")
+
+
+@pytest.mark.parametrize("where", ["extra", "array", "header"])
+def test_decompression_bomb_is_refused_before_it_is_read(saved, tmp_path, where):
+    """64 MiB of zeros in 64 KB, as a member of its own or as the array of
+    input_offset_, or 1.5 MiB of "[]," as skae.json (tens of MiB of lists once
+    parsed): refused from the zip directory alone, costing no memory."""
+    members = _members(saved)
+    name = {"extra": "zeros.bin", "header": "skae.json"}.get(where)
+    if where == "array":
+        name = _member_of(json.loads(members["skae.json"]), "input_offset_")
+    members.pop(name, None)
+    path = tmp_path / "bomb.skae"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+        with archive.open(name, "w") as f:
+            if where == "header":
+                f.write(b"[" + b"[]," * 2**19 + b"[]]")
+            if where == "array":
+                f.write(_npy_header((8 * 2**20,)))
+            for _ in range(64 if where != "header" else 0):
+                f.write(bytes(2**20))
+    assert os.path.getsize(path) < 2**17
+    tracemalloc.start()
+    try:
+        _assert_refused(path, r"declare \d+ bytes uncompressed.*decompression bomb")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_array_larger_than_its_member_is_refused_before_it_is_allocated(
+    saved, tmp_path
+):
+    """An .npy header claiming 1e13 elements (72.8 TiB) used to raise MemoryError."""
+    members = _members(saved)
+    member = _member_of(json.loads(members["skae.json"]), "input_offset_")
+    members[member] = _npy_header((10**13,)) + bytes(40)
+    path = tmp_path / "huge.skae"
+    _write_members(path, members)
+    _assert_refused(
+        path,
+        re.escape(
+            f"{member} declares a float64 array of shape (10000000000000,) "
+            "(80000000000000 bytes) but holds 40 bytes"
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "depth, match",
+    [(100_000, r"not valid JSON \(RecursionError"), (200, "nests deeper than 64")],
+)
+def test_deeply_nested_header_is_refused(saved, tmp_path, depth, match):
+    """Too deep for the JSON parser (RecursionError before), or for the decoder."""
+    members = _members(saved)
+    if depth > 1000:
+        members["skae.json"] = b"[" * depth + b"]" * depth
+    else:
+        header = json.loads(members["skae.json"])
+        header["state"]["extra_"] = json.loads("[" * depth + "]" * depth)
+        members["skae.json"] = json.dumps(header).encode()
+    path = tmp_path / "deep.skae"
+    _write_members(path, members)
+    _assert_refused(path, match)
+
+
+def _lzma(members, header):
+    return list(members.items()), zipfile.ZIP_LZMA
+
+
+def _twice(members, header):
+    # zipfile warns about the duplicate name, and writes it anyway.
+    members = list(members.items())
+    return [*members, members[-1]], zipfile.ZIP_STORED
+
+
+def _same_member_twice(members, header):
+    header["state"]["extra_"] = header["state"]["input_offset_"]
+    return list(members.items()), zipfile.ZIP_STORED
+
+
+def _model_as_array(members, header):
+    header["state"]["input_offset_"] = {"__array__": "models/encoder_.keras"}
+    return list(members.items()), zipfile.ZIP_STORED
+
+
+@pytest.mark.parametrize(
+    "craft, match",
+    [
+        (_lzma, "compressed with method 14, which skae never writes"),
+        (_twice, "two members of the same name"),
+        (_same_member_twice, "two references to the member 'arrays/"),
+        (_model_as_array, "__array__ tag naming 'models/encoder_.keras', not a .npy"),
+    ],
+)
+def test_malformed_archive_is_refused(saved, tmp_path, craft, match):
+    members = _members(saved)
+    header = json.loads(members["skae.json"])
+    members, compression = craft(members, header)
+    path = tmp_path / "crafted.skae"
+    with zipfile.ZipFile(path, "w", compression) as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for name, data in members:
+            if name == "skae.json":
+                data = json.dumps(header).encode()
+            archive.writestr(name, data)
+    _assert_refused(path, match)
+
+
+# -- fuzzing -----------------------------------------------------------------------
+
+# Values no fitted attribute that transform reads may hold; others may take them.
+_WRONG_VALUES = [None, -1, "x", [], {"__tuple__": []}, {"__float__": "nan"}]
+_WRONG_VALUES += [{"__dict__": {}}]
+
+
+def _zip_fields(data):
+    """``(offset, width)`` of every size, offset and count field of a zip archive."""
+    eocd = data.rfind(b"PK\x05\x06")
+    fields = [(eocd + at, width) for at, width in ((8, 2), (10, 2), (12, 4), (16, 4))]
+    entries, _, directory = struct.unpack_from("<HII", data, eocd + 10)
+    for _ in range(entries):
+        central = ((16, 4), (20, 4), (24, 4), (28, 2), (30, 2), (32, 2), (42, 4))
+        fields += [(directory + at, width) for at, width in central]
+        (local,) = struct.unpack_from("<I", data, directory + 42)
+        local_fields = ((14, 4), (18, 4), (22, 4), (26, 2), (28, 2))
+        fields += [(local + at, width) for at, width in local_fields]
+        name, extra, comment = struct.unpack_from("<HHH", data, directory + 28)
+        directory += 46 + name + extra + comment
+    return fields
+
+
+def _edit_member(members, rng):
+    """A member dropped, added, truncated, garbled, the networks swapped or a
+    fitted attribute given a wrong value, the checksums kept valid."""
+    members = dict(members)
+    name = rng.choice(sorted(members))
+    edit = rng.choice(["drop", "add", "truncate", "garble", "swap", "state", "unset"])
+    if edit == "drop":
+        del members[name]
+    elif edit == "add":
+        members[f"arrays/{rng.randrange(100, 1000)}.npy"] = members[name]
+    elif edit == "truncate":
+        members[name] = members[name][: rng.randrange(len(members[name]))]
+    elif edit == "garble":
+        members[name] = rng.randbytes(len(members[name]))
+    elif edit == "swap":
+        members["models/encoder_.keras"], members["models/decoder_.keras"] = (
+            members["models/decoder_.keras"],
+            members["models/encoder_.keras"],
+        )
+    else:
+        header = json.loads(members["skae.json"])
+        name = rng.choice(sorted(header["state"]))
+        if edit == "unset":
+            del header["state"][name]
+        else:
+            header["state"][name] = rng.choice(_WRONG_VALUES)
+        # A value that referred to a member leaves it unreferenced: refused.
+        members["skae.json"] = json.dumps(header).encode()
+    buffer = io.BytesIO()
+    _write_members(buffer, members, zipfile.ZIP_DEFLATED)
+    return f"{edit} {name}", buffer.getvalue()
+
+
+def _mutants(data, count, seed):
+    """``(description, bytes)`` of ``count`` mutations of the skae file ``data``."""
+    rng = random.Random(seed)
+    members = _members(io.BytesIO(data))
+    fields = _zip_fields(data)
+    for i in range(count):
+        mutant = bytearray(data)
+        if i % 3 == 0:
+            flips = [rng.randrange(len(data)) for _ in range(rng.randint(1, 4))]
+            for at in flips:
+                mutant[at] ^= 1 << rng.randrange(8)
+            yield f"bytes flipped at {flips}", bytes(mutant)
+        elif i % 3 == 1:
+            at, width = rng.choice(fields)
+            form = "<H" if width == 2 else "<I"
+            top = 2 ** (8 * width) - 1
+            (value,) = struct.unpack_from(form, data, at)
+            choices = [0, value + 1, value - 1, 2 * value, top, rng.randrange(top)]
+            new = rng.choice(choices) & top
+            struct.pack_into(form, mutant, at, new)
+            yield f"field at {at} set from {value} to {new}", bytes(mutant)
+        else:
+            yield _edit_member(members, rng)
+
+
+def _assert_transforms_alike(loaded, original):
+    assert loaded.get_params() == original.get_params()
+    for name in ("n_features_in_", "n_components_", "input_shape_", "_sample_shape"):
+        assert getattr(loaded, name) == getattr(original, name), name
+    assert loaded.code_scale_ == original.code_scale_
+    for name in ("input_offset_", "input_scale_"):
+        actual, expected = getattr(loaded, name), getattr(original, name)
+        assert actual.dtype == expected.dtype
+        np.testing.assert_array_equal(actual, expected)
+    for name in ("encoder_", "decoder_"):
+        actual, expected = getattr(loaded, name), getattr(original, name)
+        assert actual.get_config() == expected.get_config()
+        for a, b in zip(actual.get_weights(), expected.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="POSIX only")
+def test_fuzzed_files_load_exactly_or_are_refused(saved, tmp_path):
+    """300 mutations (byte flips, zip size and offset fields, member edits with
+    valid checksums): each loads what was saved or raises ValueError naming the
+    file; never another exception, never a hang, never much more memory than a
+    valid load (~0.5 MiB of Python objects for this model)."""
+
+    def hang(signum, frame):
+        raise TimeoutError("load took over 60 s")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    path = tmp_path / "mutant.skae"
+    # Keras' configs of a loaded model differ from the trained one's in details.
+    original = skae.load(saved)
+    outcomes = {"loaded": 0, "refused": 0}
+    tracemalloc.start()
+    try:
+        for description, data in _mutants(saved.read_bytes(), 300, seed=33):
+            path.write_bytes(data)
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            signal.alarm(60)
+            try:
+                loaded = skae.load(path)
+            except ValueError as exc:
+                assert repr(str(path)) in str(exc), (description, exc)
+                outcomes["refused"] += 1
+            except Exception as exc:
+                raise AssertionError(f"{description}: {exc!r}") from exc
+            else:
+                _assert_transforms_alike(loaded, original)
+                outcomes["loaded"] += 1
+            finally:
+                signal.alarm(0)
+            peak = tracemalloc.get_traced_memory()[1] - before
+            assert peak < 8 * 2**20, (description, peak)
+    finally:
+        tracemalloc.stop()
+        signal.signal(signal.SIGALRM, previous)
+    # Both outcomes happen: the mutations are neither all harmless nor all fatal.
+    assert min(outcomes.values()) > 0, outcomes
 
 
 # -- code in the file ----------------------------------------------------------
