@@ -18,6 +18,6 @@ if keras.backend.backend() != "tensorflow":
 
 from ._estimator import AutoencoderTransformer
 from ._version import __version__
-from .persistence import load
+from .persistence import load, save
 
-__all__ = ["AutoencoderTransformer", "__version__", "load"]
+__all__ = ["AutoencoderTransformer", "__version__", "load", "save"]

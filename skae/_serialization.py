@@ -13,19 +13,12 @@ import math
 import numbers
 import os
 import platform
-import re
-import secrets
 import shutil
 import stat
 import tempfile
 import warnings
 import zipfile
 import zlib
-
-try:
-    import fcntl
-except ImportError:  # Windows: stale temporaries are left (see _atomic_write).
-    fcntl = None
 
 import keras
 import numpy as np
@@ -34,12 +27,16 @@ import tensorflow as tf
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from . import _composite
 from ._compat import seeded_python_random
+from ._files import atomic_write, check_target, fspath
 from ._utils import user_stacklevel
 from ._version import __version__
 
-#: Version of the file layout this skae writes, and the newest it reads.
-FORMAT_VERSION = 1
+#: Newest file layout this skae reads: 1, one estimator; 2, a scikit-learn
+#: object holding estimators (a Pipeline...). Each file is written in the
+#: oldest that holds it.
+FORMAT_VERSION = 2
 
 _FORMAT = "skae"
 _HEADER = "skae.json"
@@ -241,18 +238,19 @@ class _Unsafe(ValueError):
 # -- save -----------------------------------------------------------------------
 
 
-def save(estimator, path, *, overwrite=None):
-    """Write a fitted, registered estimator to ``path``; see
-    :func:`skae.persistence.save`."""
+def save(obj, path, *, overwrite=None):
+    """Write a fitted, registered estimator, or a scikit-learn object holding
+    them, to ``path``; see :func:`skae.persistence.save`."""
     classes = _estimator_classes()
-    class_name = type(estimator).__name__
-    if classes.get(class_name) is not type(estimator):
+    if not _registered(obj) and isinstance(obj, tuple(classes.values())):
+        # A subclass is not its registered parent: load would build the parent.
         raise TypeError(
             f"Expected a skae estimator, one of {sorted(classes)}. "
-            f"Received: estimator of type {type(estimator).__qualname__}"
+            f"Received: estimator of type {type(obj).__qualname__}"
         )
-    check_is_fitted(estimator)
-    path = _fspath(path)
+    if _registered(obj):
+        check_is_fitted(obj)
+    path = fspath(path)
     if overwrite is not None and not isinstance(overwrite, (bool, np.bool_)):
         raise TypeError(
             "Expected overwrite to be a bool or None. "
@@ -261,8 +259,41 @@ def save(estimator, path, *, overwrite=None):
     # Through a symbolic link: replace the file it points to, not the link;
     # checked before the work of serialising, to fail at once.
     target = os.path.realpath(path)
-    _check_target(target, path, overwrite)
+    check_target(target, path, overwrite)
+    # Serialised before the target's folder is touched: a model Keras cannot
+    # save leaves nothing behind.
+    members = _members(obj) if _registered(obj) else _composite_members(obj)
 
+    def write(fileobj):
+        with zipfile.ZipFile(fileobj, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member, data in members.items():
+                # Deflated although .keras files are zip archives: stored as is,
+                # a model's own zip directory would sit in plain sight near the
+                # end, and a truncated skae file would read as that model.
+                archive.writestr(member, data)
+
+    atomic_write(target, write, lambda: check_target(target, path, overwrite))
+    return path
+
+
+def _registered(obj):
+    return _estimator_classes().get(type(obj).__name__) is type(obj)
+
+
+def _versions():
+    return {
+        "skae": __version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _members(estimator):
+    """The members of a registered, fitted estimator's file, header first."""
+    class_name = type(estimator).__name__
     encoder = _Encoder()
     params = estimator.get_params(deep=False)
     stored_params, unsaved = {}, []
@@ -297,41 +328,45 @@ def save(estimator, path, *, overwrite=None):
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-
     header = {
         "format": _FORMAT,
-        "format_version": FORMAT_VERSION,
-        "versions": {
-            "skae": __version__,
-            "keras": keras.__version__,
-            "tensorflow": tf.__version__,
-            "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
+        # A single estimator's layout has not changed since version 1.
+        "format_version": 1,
+        "versions": _versions(),
         "class": class_name,
         "params": stored_params,
         "unsaved_params": unsaved,
         "state": state,
     }
-    header_bytes = json.dumps(header, allow_nan=False, indent=1).encode()
-    # Serialised before the target's folder is touched: a model Keras cannot
-    # save leaves nothing behind.
-    models = {member: _model_bytes(model) for member, model in encoder.models.items()}
+    members = {_HEADER: json.dumps(header, allow_nan=False, indent=1).encode()}
+    members.update(encoder.arrays)
+    members.update(
+        (member, _model_bytes(model)) for member, model in encoder.models.items()
+    )
+    return members
 
-    def write(fileobj):
-        with zipfile.ZipFile(fileobj, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(_HEADER, header_bytes)
-            for member, data in encoder.arrays.items():
-                archive.writestr(member, data)
-            for member, data in models.items():
-                # Deflated although .keras files are zip archives: stored as is,
-                # a model's own zip directory would sit in plain sight near the
-                # end, and a truncated skae file would read as that model.
-                archive.writestr(member, data)
 
-    _atomic_write(target, write, lambda: _check_target(target, path, overwrite))
-    return path
+def _composite_members(obj):
+    """The members of a composite file: skops' object and one file per estimator."""
+    data, estimators = _composite.split(obj, _registered)
+    names = [f"estimators/{i}.skae" for i in range(len(estimators))]
+    header = {
+        "format": _FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "composite",
+        "versions": _versions(),
+        "class": f"{type(obj).__module__}.{type(obj).__qualname__}",
+        "object": _composite.OBJECT,
+        "estimators": names,
+    }
+    members = {_HEADER: json.dumps(header, indent=1).encode(), _composite.OBJECT: data}
+    for name, estimator in zip(names, estimators, strict=True):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member, content in _members(estimator).items():
+                archive.writestr(member, content)
+        members[name] = buffer.getvalue()
+    return members
 
 
 def _model_bytes(model):
@@ -343,144 +378,12 @@ def _model_bytes(model):
             return f.read()
 
 
-def _check_target(target, path, overwrite):
-    """The ``os.stat`` of the regular file saving would replace, or None.
-
-    Refuses a device, FIFO or socket (a rename would replace /dev/null by a
-    file), any file with overwrite=False, and with overwrite=None a read-only
-    one (by its mode bits too: root may write anything)."""
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        return None
-    link = target != os.path.abspath(path)
-    where = f"path={path!r}" + (f" (a link to {target!r})" if link else "")
-    if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(
-            f"Expected a file path to save to. Received: {where}, a directory"
-        )
-    if not stat.S_ISREG(st.st_mode):
-        kinds = {"c": "character device", "b": "block device", "p": "FIFO"}
-        kind = kinds.get(stat.filemode(st.st_mode)[0], "socket or other special file")
-        raise OSError(
-            "Expected a regular file or no file at path; save replaces nothing "
-            f"else. Received: {where}, a {kind}"
-        )
-    if overwrite is False:
-        raise FileExistsError(
-            f"Expected no file at path with overwrite=False. Received: {where}, "
-            "an existing file, left as it was"
-        )
-    if overwrite is None and (not st.st_mode & 0o222 or not os.access(target, os.W_OK)):
-        raise PermissionError(
-            f"Expected a writable file at path. Received: {where}, read-only "
-            f"(mode {stat.filemode(st.st_mode)}), left as it was; pass "
-            "overwrite=True to replace it anyway"
-        )
-    return st
-
-
-def _atomic_write(path, write, check_target):
-    """Call ``write(fileobj)`` on a temporary file, then rename it over ``path``.
-
-    ``check_target()`` (see :func:`_check_target`) runs first and just before
-    the rename. The temporary file is locked until renamed: a later save
-    deletes one no process holds, left by a killed save."""
-    directory, name = os.path.split(path)
-    if fcntl is not None:
-        _remove_stale_temporaries(directory, name)
-    existing = check_target()
-    while True:
-        tmp_path = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
-        try:
-            # Mode 0o666 as open() uses, so the umask applies as for any new file.
-            fd = os.open(
-                tmp_path,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                0o666,
-            )
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            # Name the target, not the temporary file the user never asked for.
-            raise OSError(exc.errno, exc.strerror, path) from exc
-        break
-    lock = None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if fcntl is not None:  # held past the close, to the rename
-                lock = os.dup(fd)
-                # Where locks fail, no later save can lock it to delete it either.
-                with contextlib.suppress(OSError):
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if existing is not None:
-                # Before any data: a private model is never readable by others.
-                _copy_permissions(fd, existing)
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # The target may have become something else while the file was written.
-        check_target()
-        os.replace(tmp_path, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-        # Errors of check_target() (no errno) already name the path.
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise OSError(
-                exc.errno,
-                f"{exc.strerror or exc} (the file was left as it was)",
-                path,
-            ) from exc
-        raise
-    finally:
-        if lock is not None:
-            os.close(lock)
-    # Makes the rename itself durable; not possible on every platform.
-    with contextlib.suppress(OSError, AttributeError):
-        dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _copy_permissions(fd, existing):
-    with contextlib.suppress(OSError, AttributeError):  # root only; not on Windows
-        os.fchown(fd, existing.st_uid, existing.st_gid)
-    mode = stat.S_IMODE(existing.st_mode) & 0o777  # never set-user-ID and the like
-    if os.fstat(fd).st_gid != existing.st_gid:
-        mode &= ~0o070  # granted to a group the new file is not in
-    if hasattr(os, "fchmod"):  # not on Windows
-        os.fchmod(fd, mode)
-
-
-def _remove_stale_temporaries(directory, name):
-    """Delete temporaries of saves to ``name`` that no save holds (killed ones)."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.tmp")
-    entries = []
-    with contextlib.suppress(OSError):
-        entries = [e for e in os.listdir(directory or ".") if pattern.fullmatch(e)]
-    for entry in entries:
-        tmp_path = os.path.join(directory, entry)
-        with contextlib.suppress(OSError):
-            fd = os.open(tmp_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            try:
-                st = os.fstat(fd)
-                # BlockingIOError (an OSError) while a save is writing it.
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if stat.S_ISREG(st.st_mode) and os.lstat(tmp_path).st_ino == st.st_ino:
-                    os.unlink(tmp_path)
-            finally:
-                os.close(fd)
-
-
 # -- load -----------------------------------------------------------------------
 
 
 def load(path, *, safe_mode=True):
     """Read an estimator written by :func:`save`; see :func:`skae.persistence.load`."""
-    path = _fspath(path)
+    path = fspath(path)
     if not isinstance(safe_mode, (bool, np.bool_)):
         raise TypeError(
             f"Expected safe_mode to be a bool. Received: safe_mode={safe_mode!r}"
@@ -503,17 +406,6 @@ def load(path, *, safe_mode=True):
             ) from (exc.__cause__ or None)
 
 
-def _fspath(path):
-    # os.fspath's own TypeError names neither the argument nor its value.
-    try:
-        return os.fspath(path)
-    except TypeError:
-        raise TypeError(
-            "Expected path to be a str or an os.PathLike. "
-            f"Received: path={path!r} of type {type(path).__name__}"
-        ) from None
-
-
 # What zipfile raises on a damaged archive (NotImplementedError: a RuntimeError).
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError)
 _ZIP_ERRORS += (ValueError, OverflowError, OSError, RuntimeError)
@@ -533,7 +425,7 @@ def _zip_errors():
 def _load_file(f, path, safe_mode):
     """Check the archive in ``f`` from its directory inwards: a member is read
     once what was read before bounds its size."""
-    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    if not isinstance(f, io.BytesIO) and not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
         f = io.BytesIO(f.read())  # a pipe: zipfile seeks
     size = f.seek(0, os.SEEK_END)
     if not size:
@@ -571,7 +463,10 @@ def _load_file(f, path, safe_mode):
             )
         with _zip_errors():
             raw = archive.read(infos[_HEADER])
-        cls, params, state = _read_header(raw, path)
+        header = _parse_header(raw, path)
+        if header.get("kind") == "composite":
+            return _load_composite(archive, infos, header, path, safe_mode)
+        cls, params, state = _read_header(header, path)
         references = _references([*params.values(), *state.values()])
         for member in references:
             if member not in infos:
@@ -599,8 +494,8 @@ def _load_file(f, path, safe_mode):
     return _restore(cls, params, state)
 
 
-def _read_header(raw, path):
-    """The registered class, params and state (still tagged) of ``skae.json``."""
+def _parse_header(raw, path):
+    """``skae.json`` as a dict, of a format version this skae reads."""
     try:
         header = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -611,17 +506,26 @@ def _read_header(raw, path):
     if not isinstance(header, dict) or header.get("format") != _FORMAT:
         raise _Corrupt(f"whose {_HEADER} does not describe a skae file")
     version = header.get("format_version")
-    versions = header.get("versions")
-    written_by = versions.get("skae") if isinstance(versions, dict) else None
-    written_by = written_by if isinstance(written_by, str) else "an unknown version"
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _Corrupt(f"with an invalid format_version={version!r}")
     if version > FORMAT_VERSION:
         raise ValueError(
             f"Expected a skae file of format version {FORMAT_VERSION} or older. "
             f"Received: path={path!r} with format_version={version}, written by "
-            f"skae {written_by}; upgrade skae to load it."
+            f"skae {_written_by(header)}; upgrade skae to load it."
         )
+    return header
+
+
+def _written_by(header):
+    versions = header.get("versions")
+    written_by = versions.get("skae") if isinstance(versions, dict) else None
+    return written_by if isinstance(written_by, str) else "an unknown version"
+
+
+def _read_header(header, path):
+    """The registered class, params and state (still tagged) of ``skae.json``."""
+    written_by = _written_by(header)
     name = header.get("class")
     cls = _estimator_classes().get(name) if isinstance(name, str) else None
     if cls is None:
@@ -643,6 +547,37 @@ def _read_header(raw, path):
         if not name.isidentifier() or name in defaults or hasattr(cls, name):
             raise _Corrupt(f"with an invalid fitted attribute name {name!r}")
     return cls, params, state
+
+
+def _load_composite(archive, infos, header, path, safe_mode):
+    """A scikit-learn object holding estimators: skops' trusted types only."""
+    names = header.get("estimators")
+    if (
+        not isinstance(names, list)
+        or header.get("object") != _composite.OBJECT
+        or not all(isinstance(n, str) and n.startswith("estimators/") for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise _Corrupt(f"whose {_HEADER} does not list its members")
+    expected = {_HEADER, _composite.OBJECT, *names}
+    if set(infos) != expected:
+        odd = sorted(set(infos) ^ expected)[:5]
+        raise _Corrupt(f"whose members do not match its {_HEADER}: {odd}")
+    estimators = []
+    for name in names:
+        with _zip_errors():
+            data = archive.read(infos[name])
+        # The same checks as a file of its own, within this file's budget.
+        try:
+            estimators.append(_load_file(io.BytesIO(data), path, safe_mode))
+        except _Corrupt as exc:
+            raise _Corrupt(f"whose member {name} is damaged: {exc}") from exc
+    with _zip_errors():
+        data = archive.read(infos[_composite.OBJECT])
+    try:
+        return _composite.join(data, estimators, _estimator_classes(), path)
+    except ValueError as exc:
+        raise _Corrupt(str(exc)) from exc
 
 
 def _references(values):

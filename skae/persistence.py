@@ -37,12 +37,14 @@ from . import _estimator, _serialization
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
-#: Version of the file layout this skae writes, and the newest it reads.
+#: Newest file layout this skae reads (1: one estimator, 2: a pipeline or
+#: other scikit-learn object holding some); each file is written in the oldest
+#: layout that holds it.
 FORMAT_VERSION = _serialization.FORMAT_VERSION
 
 
 def save(estimator, path, *, overwrite=None):
-    """Save a fitted skae estimator to one file, without pickle.
+    """Save a fitted skae estimator, or a pipeline holding some, without pickle.
 
     The file, a zip archive, holds the estimator's parameters, its fitted state
     (``input_offset_``, ``history_``, ``feature_names_in_``, ...) and its Keras
@@ -50,6 +52,15 @@ def save(estimator, path, *, overwrite=None):
     TensorFlow, scikit-learn and NumPy that wrote it. :func:`load` reads it in
     any process, without pickle and, by default, without running code from the
     file.
+
+    A scikit-learn object (a ``Pipeline``, ``ColumnTransformer``,
+    ``FeatureUnion``, or any estimator) whose parts are scikit-learn estimators,
+    skae estimators and plain data is saved too, with the same guarantees: its
+    skae estimators each as above, the rest in skops' format (needs ``skops``:
+    ``pip install "skae[pipelines]"``), which loads only types it trusts.
+    Anything else in it (your own transformer class, a lambda in a
+    ``FunctionTransformer``) is refused with a ``TypeError`` naming it and
+    where it sits, never pickled.
 
     The file is written to a temporary file in the same folder, flushed to
     disk, then renamed over ``path``: a failure mid-save leaves any previous
@@ -64,8 +75,9 @@ def save(estimator, path, *, overwrite=None):
 
     Parameters
     ----------
-    estimator : AutoencoderTransformer
-        A fitted estimator.
+    estimator : AutoencoderTransformer or scikit-learn estimator
+        A fitted skae estimator, or a scikit-learn estimator holding skae
+        estimators (fitted or not).
     path : str or os.PathLike
         Where to write the file; by convention it ends in ``.skae``.
     overwrite : bool or None, default=None
@@ -86,9 +98,13 @@ def save(estimator, path, *, overwrite=None):
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     TypeError
-        If ``estimator`` is not a skae estimator, ``path`` is not a str or an
-        ``os.PathLike``, ``overwrite`` is not a bool or None, or a fitted
-        attribute is not plain data or a Keras model.
+        If ``estimator`` is neither a skae estimator nor a scikit-learn
+        estimator, holds something that would load only by running code,
+        ``path`` is not a str or an ``os.PathLike``, ``overwrite`` is not a
+        bool or None, or a fitted attribute is not plain data or a Keras
+        model.
+    ImportError
+        If ``estimator`` is not a skae estimator and skops is not installed.
     OSError
         If the file cannot be written; ``path`` is then left as it was. Among
         them: ``IsADirectoryError``, an ``OSError`` for a device, FIFO or
@@ -152,8 +168,9 @@ def load(path, *, safe_mode=True):
 
     Returns
     -------
-    estimator : AutoencoderTransformer
-        The fitted estimator.
+    estimator : AutoencoderTransformer or scikit-learn estimator
+        The fitted estimator, or the pipeline (or other scikit-learn object)
+        that was saved, with its skae estimators in place.
 
     Raises
     ------
