@@ -239,8 +239,9 @@ class AutoencoderTransformer(
 
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the shuffling, the validation split and the noise.
-        An int gives the same fit every time on the same machine; Keras' and
-        NumPy's global random state are left untouched.
+        An int gives the same fit every time on the same machine. None draws
+        the seeds from NumPy's global random state (advancing it), as
+        scikit-learn does; no other global random state is read or changed.
 
     verbose : int, default=0
         0 prints nothing; 1 a Keras progress bar per epoch; 2 one line per epoch.
