@@ -349,8 +349,22 @@ def _schedule(plan, run, **kwargs):
         n_iter_no_change=plan.n_iter_no_change,
         verbose=plan.verbose,
         chunk_rows=chunk_rows(run.X),
+        baseline=_mean_loss(plan, run),
         **kwargs,
     )
+
+
+def _mean_loss(plan, run):
+    """The loss of reconstructing every row as the features' mean, or 0.
+
+    In the scaled space, for ``loss="mse"``: the features' mean variance (1
+    for "center" and "standard" scaling). The binary cross-entropy has no
+    such closed form; it is bounded (Keras clips its predictions), so it
+    cannot diverge far while staying finite.
+    """
+    if plan.loss != "mse":
+        return 0.0
+    return float(np.mean(run.stats.var_ / np.asarray(run.scale, np.float64) ** 2))
 
 
 def _train_new(plan, run, n_components):
