@@ -479,10 +479,11 @@ class AutoencoderTransformer(
         through pickling). Later calls train with the current ``loss``,
         ``optimizer``, ``learning_rate``, ``batch_size``, ``noise``, ``masking``
         and ``structure_weight``, with a new optimizer when :meth:`set_params`
-        changed one of them. The networks keep the shape the first call gave
-        them: a changed ``n_components`` or ``hidden_layer_sizes`` raises
-        ``ValueError``, as ``IncrementalPCA`` does for ``n_components``
-        (:meth:`fit` starts over).
+        changed one of them. A change to a parameter that shapes the networks
+        (``n_components``, ``architecture``, ``hidden_layer_sizes``,
+        ``input_shape``, ``encoder``, ``decoder``, ``init``, the activations,
+        ``normalization``, ``code_l1``) raises ``ValueError``, as
+        ``IncrementalPCA`` does for ``n_components``: :meth:`fit` starts over.
 
         Parameters
         ----------
@@ -560,7 +561,7 @@ class AutoencoderTransformer(
             k for k in vars(self) if k.endswith("_") and not k.startswith("_")
         ]:
             delattr(self, name)
-        for name in ("_inference", "_stream", "_trainer", "_sample_shape"):
+        for name in ("_inference", *_fit.PRIVATE_ATTRIBUTES):
             self.__dict__.pop(name, None)
 
     # -- inference ---------------------------------------------------------
