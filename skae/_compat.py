@@ -5,11 +5,13 @@ delete it here.
 """
 
 import contextlib
+import contextvars
 import logging
 import random
 
 import keras
 import tensorflow as tf
+from keras.src.random import seed_generator
 
 # Names of skae's own traced functions (their ``__qualname__``), whose
 # retracing TensorFlow should not warn about: see ``_OwnRetracingFilter``.
@@ -42,22 +44,66 @@ def function(fn, **kwargs):
     return tf.function(fn, **kwargs)
 
 
+class _KerasSeedSource:
+    """What Keras' ``make_default_seed`` draws from, in place of ``random``.
+
+    Keras gives every unseeded initializer, dropout layer and ``SeedGenerator``
+    a seed drawn with ``random.randint`` when it is created (module
+    ``keras.src.random.seed_generator``, which imports ``random`` as
+    ``python_random``). Inside :func:`seeded_python_random` those draws come
+    from that block's own ``random.Random``; everywhere else they go where
+    they went before (Python's ``random``). Seeding the global generator
+    instead, and restoring it, raced: two threads building at once left it as
+    after one's ``random.seed``, and a thread drawing from ``random`` meanwhile
+    saw its sequence change.
+    """
+
+    def __init__(self, fallback):
+        self._fallback = fallback
+
+    def randint(self, a, b):
+        generator = _keras_seeds.get()
+        if generator is None:
+            return self._fallback.randint(a, b)
+        return generator.randint(a, b)
+
+    def __getattr__(self, name):
+        return getattr(self._fallback, name)
+
+
+# Per thread and per asyncio task: a context variable's value is never shared.
+_keras_seeds = contextvars.ContextVar("skae_keras_seeds", default=None)
+
+
+def _install_seed_source():
+    source = seed_generator.python_random
+    if not isinstance(source, _KerasSeedSource):
+        seed_generator.python_random = _KerasSeedSource(source)
+
+
+_install_seed_source()
+
+
 @contextlib.contextmanager
 def seeded_python_random(seed):
-    """Seed Python's ``random`` inside the block, and restore it afterwards.
+    """Draw Keras' default seeds from ``random.Random(seed)`` inside the block.
 
-    Keras draws the seed of every unseeded initializer (and dropout layer) from
-    Python's ``random`` when the layer is created: seeding it around a build
-    makes user networks reproducible, and restoring it afterwards leaves the
-    caller's random sequence as it was. Builds running at once in several
-    threads could interleave their draws (reproducibility only, not safety).
+    Keras draws the seed of every unseeded initializer (and dropout layer)
+    from Python's ``random`` when the layer is created: drawing them from a
+    generator seeded with ``seed`` makes user networks reproducible, with the
+    seeds ``random.seed(seed)`` would give. Only the current thread (or
+    asyncio task) draws from it: Python's ``random`` is never seeded nor
+    read, so the caller's sequence and other threads' are untouched, and
+    builds in several threads at once each draw their own seeds. Code in the
+    block that calls ``random`` itself draws from the global generator.
     """
-    state = random.getstate()
-    random.seed(seed)
+    # Again in case something replaced it since import (it wraps what it finds).
+    _install_seed_source()
+    token = _keras_seeds.set(random.Random(seed))
     try:
         yield
     finally:
-        random.setstate(state)
+        _keras_seeds.reset(token)
 
 
 def new_optimizer(name, learning_rate):

@@ -239,8 +239,9 @@ class AutoencoderTransformer(
 
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the shuffling, the validation split and the noise.
-        An int gives the same fit every time on the same machine; Keras' and
-        NumPy's global random state are left untouched.
+        An int gives the same fit every time on the same machine. None draws
+        the seeds from NumPy's global random state (advancing it), as
+        scikit-learn does; no other global random state is read or changed.
 
     verbose : int, default=0
         0 prints nothing; 1 a Keras progress bar per epoch; 2 one line per epoch.
@@ -478,10 +479,11 @@ class AutoencoderTransformer(
         through pickling). Later calls train with the current ``loss``,
         ``optimizer``, ``learning_rate``, ``batch_size``, ``noise``, ``masking``
         and ``structure_weight``, with a new optimizer when :meth:`set_params`
-        changed one of them. The networks keep the shape the first call gave
-        them: a changed ``n_components`` or ``hidden_layer_sizes`` raises
-        ``ValueError``, as ``IncrementalPCA`` does for ``n_components``
-        (:meth:`fit` starts over).
+        changed one of them. A change to a parameter that shapes the networks
+        (``n_components``, ``architecture``, ``hidden_layer_sizes``,
+        ``input_shape``, ``encoder``, ``decoder``, ``init``, the activations,
+        ``normalization``, ``code_l1``) raises ``ValueError``, as
+        ``IncrementalPCA`` does for ``n_components``: :meth:`fit` starts over.
 
         Parameters
         ----------
@@ -559,7 +561,7 @@ class AutoencoderTransformer(
             k for k in vars(self) if k.endswith("_") and not k.startswith("_")
         ]:
             delattr(self, name)
-        for name in ("_inference", "_stream", "_trainer", "_sample_shape"):
+        for name in ("_inference", *_fit.PRIVATE_ATTRIBUTES):
             self.__dict__.pop(name, None)
 
     # -- inference ---------------------------------------------------------

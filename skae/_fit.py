@@ -87,6 +87,10 @@ class StreamState:
         return cls(stats, int(state["seed"]), int(state["step"]), ratio)
 
 
+# The private attributes Fitted.attributes sets, which a refit must clear.
+PRIVATE_ATTRIBUTES = ("_sample_shape", "_stream", "_network_params", "_trainer")
+
+
 @dataclass
 class Fitted:
     """Everything a fit leaves: what the estimator's fitted attributes hold.
@@ -94,7 +98,10 @@ class Fitted:
     ``trainer`` is kept (in memory only) for the next ``partial_fit`` call;
     ``reconstruction_r2`` and ``n_components_scores`` come from the search for
     a fraction of variance; ``solution`` and ``validation_errors`` from the
-    comparison with PCA that ends every completed ``fit``.
+    comparison with PCA that ends every completed ``fit``;
+    ``network_params`` what the networks were built with (see
+    :func:`skae._params.network_params`; None for estimators saved before it
+    was kept).
     """
 
     networks: Networks
@@ -112,6 +119,7 @@ class Fitted:
     n_components_scores: dict | None = None
     solution: str | None = None
     validation_errors: dict | None = None
+    network_params: dict | None = None
 
     @classmethod
     def of(cls, est):
@@ -128,6 +136,7 @@ class Fitted:
             sample_shape=est._sample_shape,
             code_scale=est.code_scale_,
             trainer=est.__dict__.get("_trainer"),
+            network_params=est.__dict__.get("_network_params"),
         )
 
     def attributes(self):
@@ -150,8 +159,9 @@ class Fitted:
             "n_samples_seen_": int(self.stream.stats.n_samples_seen_),
             # What inverse_transform returns: images when fit was given images.
             "_sample_shape": self.sample_shape,
-            # What partial_fit continues from.
+            # What partial_fit continues from, and what it must not change.
             "_stream": self.stream,
+            "_network_params": self.network_params,
         }
         if self.reconstruction_r2 is not None:
             attributes["reconstruction_r2_"] = self.reconstruction_r2
@@ -349,8 +359,22 @@ def _schedule(plan, run, **kwargs):
         n_iter_no_change=plan.n_iter_no_change,
         verbose=plan.verbose,
         chunk_rows=chunk_rows(run.X),
+        baseline=_mean_loss(plan, run),
         **kwargs,
     )
+
+
+def _mean_loss(plan, run):
+    """The loss of reconstructing every row as the features' mean, or 0.
+
+    In the scaled space, for ``loss="mse"``: the features' mean variance (1
+    for "center" and "standard" scaling). The binary cross-entropy has no
+    such closed form; it is bounded (Keras clips its predictions), so it
+    cannot diverge far while staying finite.
+    """
+    if plan.loss != "mse":
+        return 0.0
+    return float(np.mean(run.stats.var_ / np.asarray(run.scale, np.float64) ** 2))
 
 
 def _train_new(plan, run, n_components):
@@ -641,7 +665,7 @@ def _code_scale(plan, scale):
 def _result(plan, run, trained):
     """The :class:`Fitted` of a completed (or interrupted) call."""
     n_components = int(trained.networks.encoder.output_shape[-1])
-    previous = run.previous
+    previous, network_params = run.previous, plan.network_params
     if plan.incremental:
         stream = run.stream
         stream = StreamState(
@@ -652,6 +676,7 @@ def _result(plan, run, trained):
             sample_shape = run.sample_shape
         else:
             init, sample_shape = previous.init, previous.sample_shape
+            network_params = previous.network_params
         # The scaling folded into the networks keeps the codes in the first
         # call's units: so does their factor.
         code_scale = (
@@ -688,4 +713,5 @@ def _result(plan, run, trained):
         n_components_scores=trained.scores,
         solution=trained.solution,
         validation_errors=trained.errors,
+        network_params=network_params,
     )

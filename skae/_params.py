@@ -8,6 +8,8 @@ combinations of parameters) and resolves every "auto" that needs no data. The
 reads X, so a bad parameter is refused before any costly work.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -73,7 +75,9 @@ class Plan:
     ``callbacks`` is a tuple. ``scaling_param`` is the parameter as given, for
     messages. ``search`` says ``fit`` searches the code size for a fraction of
     variance; ``incremental`` that the call is ``partial_fit``;
-    ``pca_candidate`` that ``fit`` ends by comparing its networks with PCA's.
+    ``pca_candidate`` that ``fit`` ends by comparing its networks with PCA's;
+    ``network_params`` the parameters that shape the networks, as plain data
+    (see :func:`network_params`), which later ``partial_fit`` calls must keep.
     """
 
     n_components: object
@@ -108,6 +112,7 @@ class Plan:
     random_state: object
     verbose: int
     callbacks: tuple
+    network_params: dict
 
     @property
     def holds_out(self):
@@ -142,8 +147,9 @@ def make_plan(estimator, *, incremental, fitted=None):
     """Check ``estimator``'s parameters together; return its :class:`Plan`.
 
     ``fitted`` is the estimator itself when ``partial_fit`` continues training
-    its networks: their shape must not have changed. Raises ``TypeError`` or
-    ``ValueError`` naming the parameter and the value received.
+    its networks: the parameters they were built with must not have changed.
+    Raises ``TypeError`` or ``ValueError`` naming the parameter and the value
+    received.
     """
     est = estimator
     callbacks = tuple(est.callbacks or [])
@@ -226,8 +232,9 @@ def make_plan(estimator, *, incremental, fitted=None):
         and est.structure_weight == 0
         and est.code_l1 == 0
     )
+    built_with = network_params(est)
     if fitted is not None:
-        _check_same_networks(est, fitted)
+        _check_same_networks(est, fitted, built_with, input_shape)
     return Plan(
         n_components=est.n_components,
         search=search,
@@ -269,6 +276,7 @@ def make_plan(estimator, *, incremental, fitted=None):
         random_state=est.random_state,
         verbose=est.verbose,
         callbacks=callbacks,
+        network_params=built_with,
     )
 
 
@@ -314,30 +322,119 @@ def _resolve_init(est, loss):
     return est.init
 
 
-def _check_same_networks(est, fitted):
-    # Later partial_fit calls train the networks the first built; like
-    # IncrementalPCA, refuse a changed n_components rather than ignore it.
-    changed = []
-    if (
-        isinstance(est.n_components, Integral)
-        and est.n_components != fitted.n_components_
-    ):
-        changed.append(f"n_components={est.n_components!r}")
+def network_params(est):
+    """The parameters that shape ``est``'s networks, as plain data.
+
+    What the networks of a fit were built from, kept with them so that a
+    later ``partial_fit`` call can tell that :meth:`set_params` changed one.
+    A user's encoder or decoder is described by what builds the same
+    network: a template model's config (its weights are drawn anew anyway),
+    a builder's name.
+    """
+    n = est.n_components
+    return {
+        "n_components": (
+            int(n) if isinstance(n, Integral) else None if n is None else float(n)
+        ),
+        "architecture": est.architecture,
+        "encoder": _describe_network(est.encoder),
+        "decoder": _describe_network(est.decoder),
+        "activation": est.activation,
+        "code_activation": est.code_activation,
+        "output_activation": est.output_activation,
+        "normalization": est.normalization,
+        "code_l1": float(est.code_l1),
+    }
+
+
+def _describe_network(spec):
+    if spec is None:
+        return None
+    if isinstance(spec, keras.layers.Layer):
+        try:
+            config = keras.saving.serialize_keras_object(spec)
+            text = json.dumps(config, sort_keys=True, default=repr)
+        except Exception:  # A layer whose config Keras cannot give.
+            return f"{type(spec).__qualname__} {spec.name!r}"
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return f"{type(spec).__qualname__} {spec.name!r} (config {digest})"
+    name = getattr(spec, "__qualname__", type(spec).__qualname__)
+    return f"{getattr(spec, '__module__', None) or '?'}.{name}"
+
+
+def _check_same_networks(est, fitted, current, input_shape):
+    """Refuse a later ``partial_fit`` whose parameters describe other networks.
+
+    Later calls train the networks the first call (or ``fit``) built: a
+    changed parameter would be ignored while ``get_params`` describes
+    networks that were never built. Like ``IncrementalPCA`` for
+    ``n_components``, refuse it; parameters of the training itself (rate,
+    optimizer, noise...) may change.
+    """
+    # What they were built with; None for estimators saved before it was kept.
+    built = fitted.__dict__.get("_network_params") or {}
+    # PCA's linear networks, kept by fit in place of those asked for, have
+    # no hidden layers, activations, normalization or code penalty.
+    pca = fitted.__dict__.get("solution_") == "pca"
+    # Parameter -> the fitted networks' value.
+    changed = {}
+    n = est.n_components
+    if isinstance(n, Integral):
+        # An int is the code size itself: the fitted one, whichever
+        # parameter found it (a fraction's search), but not where the code
+        # had no layer of its own (None: the conv map, the user's encoder).
+        if n != fitted.n_components_:
+            changed["n_components"] = fitted.n_components_
+        elif built.get("n_components", n) is None:
+            changed["n_components"] = None
+    elif built and n != built["n_components"]:
+        changed["n_components"] = built["n_components"]
     if (
         not isinstance(est.hidden_layer_sizes, str)
         and fitted.hidden_layer_sizes_ is not None
-        # PCA's linear networks, kept by fit in place of those asked for.
-        and fitted.__dict__.get("solution_") != "pca"
+        and not pca
         and tuple(est.hidden_layer_sizes) != fitted.hidden_layer_sizes_
     ):
-        changed.append(f"hidden_layer_sizes={est.hidden_layer_sizes!r}")
+        changed["hidden_layer_sizes"] = fitted.hidden_layer_sizes_
+    # None takes the shape from X, which partial_fit checks against the
+    # fitted one; a trailing channel of 1 is the same shape.
+    if input_shape is not None and _without_channel(input_shape) != (
+        _without_channel(fitted.input_shape_)
+    ):
+        changed["input_shape"] = fitted.input_shape_
+    # "auto" picks a start for new networks only.
+    if est.init != "auto" and est.init != fitted.__dict__.get("init_", est.init):
+        changed["init"] = fitted.init_
+    # The activations, normalization and code_l1 shape the built-in halves
+    # only.
+    builds = built.get("encoder") is None or built.get("decoder") is None
+    for name, value in built.items():
+        if name in _BUILT_IN_ONLY and (pca or not builds):
+            continue
+        if name != "n_components" and current[name] != value:
+            changed[name] = value
     if changed:
+        expected = ", ".join(f"{name}={value!r}" for name, value in changed.items())
+        received = ", ".join(f"{name}={getattr(est, name)!r}" for name in changed)
         raise ValueError(
-            "Expected the fitted networks' n_components="
-            f"{fitted.n_components_} and hidden_layer_sizes="
-            f"{fitted.hidden_layer_sizes_} for partial_fit, which continues "
-            "training them; call fit to build new ones. Received: " + ", ".join(changed)
+            f"Expected the fitted networks' {expected} for partial_fit, which "
+            "continues training them; call fit to build new ones (or set them "
+            f"back). Received: {received}"
         )
+
+
+_BUILT_IN_ONLY = (
+    "activation",
+    "code_activation",
+    "output_activation",
+    "normalization",
+    "code_l1",
+)
+
+
+def _without_channel(shape):
+    shape = tuple(shape)
+    return shape[:-1] if len(shape) == 3 and shape[-1] == 1 else shape
 
 
 def auto_batch_size(n_samples):

@@ -27,6 +27,12 @@ _MIX = 0.5
 # structured epochs are compiled by XLA: below, the compilation costs more than
 # it saves (see _xla_or_graph).
 _XLA_MIN_EDGES = 500_000
+# A loss that rose past this many times its start (and the mean's loss) and
+# never came back below its start diverged, finite or not: an optimizer step
+# far too large (rmsprop at learning_rate=1e3) throws the weights to where the
+# loss is 1e30 and flat, so the loss stalls there and early stopping ends the
+# fit as if it had converged. Healthy fits stay within a few times their start.
+_GROWTH = 1e3
 
 
 class TrainingInterrupted(Exception):
@@ -93,7 +99,9 @@ class Schedule:
     ``noise`` is the input noise's standard deviation in the scaled space;
     ``chunk_rows`` how many streamed rows are read at a time (None: all);
     ``first_step`` where the noise's random stream starts (``partial_fit``
-    continues one stream across calls).
+    continues one stream across calls); ``baseline`` the loss of
+    reconstructing every row as the features' mean, a floor for what
+    :func:`train` calls diverged (0: none).
     """
 
     epochs: int
@@ -105,6 +113,7 @@ class Schedule:
     chunk_rows: int | None = None
     first_step: int = 0
     warn_convergence: bool = True
+    baseline: float = 0.0
 
 
 class Trainer:
@@ -147,7 +156,7 @@ class Trainer:
             return value
 
         def run_epoch(X_chunk, order, step, noise):
-            total = tf.constant(0.0)
+            total, first = tf.constant(0.0), tf.constant(0.0)
             steps = tf.shape(order)[0] // batch_size
             for i in tf.range(steps):
                 xb = tf.gather(X_chunk, order[i * batch_size : (i + 1) * batch_size])
@@ -157,7 +166,11 @@ class Trainer:
                 grads = tape.gradient(value, variables)
                 optimizer.apply(grads, variables)
                 total += value
-            return total
+                # The first step's value, read from total: a second use of
+                # value changed how TensorFlow fused the structured loss, and
+                # so its float32 sum in history_.
+                first = tf.where(i == 0, total, first)
+            return total, first
 
         def eval_loss(xb):
             return step_loss(xb, tf.constant([0, 0]), 0.0, False)
@@ -200,7 +213,7 @@ class Trainer:
             )
 
         def run_structured(X, rows, partners, t, step, noise):
-            total = tf.constant(0.0)
+            total, first = tf.constant(0.0), tf.constant(0.0)
             width = 2 * batch_size
             steps = tf.shape(rows)[0] // width
             # An epoch reconstructs each row about 13 times (MNIST, 15
@@ -234,7 +247,8 @@ class Trainer:
                 grads = tape.gradient(value, variables)
                 optimizer.apply(grads, variables)
                 total += value
-            return total
+                first = tf.where(i == 0, total, first)
+            return total, first
 
         def eval_structured(X, rows):
             return structured_loss(X, rows, rows, rows, [0, 0], 0.0, False)
@@ -266,31 +280,33 @@ class Trainer:
     def epoch(
         self, rows, rng, *, chunk_rows, first_step, noise, progress=0.0, xla=True
     ):
-        """One pass over ``rows`` in a random order; return the mean batch loss.
+        """One pass over ``rows`` in a random order.
 
-        ``progress`` is the fraction of the fit's epochs already run: with the
-        structure term the learning rate decays linearly with it. ``xla``: compile
-        a structured epoch with XLA (see :func:`_xla_or_graph`).
+        Returns the mean batch loss and the first batch's, taken before the
+        first step: the loss the epoch started from. ``progress`` is the
+        fraction of the fit's epochs already run: with the structure term the
+        learning rate decays linearly with it. ``xla``: compile a structured
+        epoch with XLA (see :func:`_xla_or_graph`).
         """
         if self.structured(rows):
             return self._structured_epoch(rows, rng, first_step, noise, progress, xla)
         batch_size = self.batch_size
-        total, step = 0.0, first_step
+        total, first, step = 0.0, None, first_step
         for X_chunk, order in rows.chunks(rng.permutation(rows.n), chunk_rows):
             # The order wraps around to fill the chunk's last batch (repeatedly
             # for a chunk smaller than a batch).
             steps = math.ceil(len(order) / batch_size)
             order = np.resize(order, steps * batch_size)
-            total += float(
-                self._run_epoch(
-                    X_chunk,
-                    tf.constant(order, tf.int32),
-                    tf.constant(step),
-                    tf.constant(noise, tf.float32),
-                )
+            chunk_total, chunk_first = self._run_epoch(
+                X_chunk,
+                tf.constant(order, tf.int32),
+                tf.constant(step),
+                tf.constant(noise, tf.float32),
             )
+            total += float(chunk_total)
+            first = float(chunk_first) if first is None else first
             step += steps
-        return total / (step - first_step)
+        return total / (step - first_step), first
 
     def steps_per_epoch(self, rows, chunk_rows):
         """Gradient steps in one epoch over ``rows``."""
@@ -318,7 +334,7 @@ class Trainer:
             order, rng.randint(graph.neighbours.shape[1], size=len(order))
         ]
         t = rng.uniform(0.0, _MIX, size=len(order)).astype(np.float32)
-        total = self._run_structured(
+        total, first = self._run_structured(
             rows.tensor(),
             tf.constant(order, tf.int32),
             tf.constant(partners, tf.int32),
@@ -327,7 +343,7 @@ class Trainer:
             tf.constant(noise, tf.float32),
             xla=xla,
         )
-        return float(total) / steps
+        return float(total) / steps, float(first)
 
     def loss(self, rows):
         """Mean loss over ``rows``, without corruption."""
@@ -359,7 +375,8 @@ def train(trainer, train_rows, val_rows, schedule, rng):
     (validation loss when ``val_rows`` is given, else training loss) has not
     improved by ``tol`` for ``n_iter_no_change`` epochs, as scikit-learn's MLP
     does; with a validation set the best weights are restored. Raises
-    ``ValueError`` on a non-finite loss or non-finite weights, and
+    ``ValueError`` on a non-finite loss or non-finite weights, or when the
+    loss diverged while staying finite (see :func:`_diverged`), and
     ``TrainingInterrupted`` on a KeyboardInterrupt after at least one epoch.
     With the structure term's decaying learning rate
     (:meth:`Trainer.structured`) every epoch runs: the loss is still monitored
@@ -399,12 +416,21 @@ def train(trainer, train_rows, val_rows, schedule, rng):
     if val_rows is not None:
         history["val_loss"] = []
     monitor = "val_loss" if val_rows is not None else "loss"
-    best, best_weights, no_improvement = np.inf, None, 0
+    # The monitored loss before any step: the validation rows', or the first
+    # batch's (which the first epoch reports).
+    best, best_weights, no_improvement, start = np.inf, None, 0, None
     if val_rows is not None:
         # The starting point is a candidate too: a network that starts at PCA
         # (init="pca") then never ends worse than PCA on the validation rows.
         best, best_weights = trainer.loss(val_rows), autoencoder.get_weights()
+        start = best
     converged = False
+
+    def diverged():
+        losses = history[monitor]
+        # The network kept: the best one with validation rows, else the last.
+        kept = best if val_rows is not None else losses[-1]
+        return _diverged(losses, start, schedule.baseline, kept)
 
     autoencoder.stop_training = False
     callback_list.on_train_begin()
@@ -412,7 +438,9 @@ def train(trainer, train_rows, val_rows, schedule, rng):
     try:
         for epoch in range(epochs):
             callback_list.on_epoch_begin(epoch)
-            logs = {"loss": train_epoch(epoch)}
+            loss, first = train_epoch(epoch)
+            start = first if start is None else start
+            logs = {"loss": loss}
             if val_rows is not None:
                 logs["val_loss"] = val_loss()
             if not all(math.isfinite(v) for v in logs.values()):
@@ -450,7 +478,7 @@ def train(trainer, train_rows, val_rows, schedule, rng):
             raise
         if best_weights is not None:
             autoencoder.set_weights(best_weights)
-        if not _finite_weights(autoencoder):
+        if not _finite_weights(autoencoder) or diverged():
             raise  # Nothing worth keeping: the estimator stays unfitted.
         raise TrainingInterrupted(len(history["loss"]), history) from exc
     callback_list.on_train_end()
@@ -465,6 +493,19 @@ def train(trainer, train_rows, val_rows, schedule, rng):
             _diverged_message(
                 "finite weights after training",
                 f"non-finite weights after epoch {n_iter}",
+            )
+        )
+    if diverged():
+        losses = history[monitor]
+        peak = int(np.argmax(losses))
+        raise ValueError(
+            _diverged_message(
+                f"a {monitor} that stays below {_GROWTH:g} times its start (and "
+                "the mean's), or ends below its start",
+                f"{monitor}={losses[peak]:.4g} at epoch {peak + 1} and "
+                f"{losses[-1]:.4g} at epoch {n_iter}, the last, from "
+                f"{start:.4g} before the first step (predicting each "
+                f"feature's mean: {schedule.baseline:.4g})",
             )
         )
     if not converged and schedule.warn_convergence and not scheduled:
@@ -541,6 +582,20 @@ def _diverged_message(expected, received):
         "learning_rate, check the input for extreme values, or use "
         "scaling='standard'."
     )
+
+
+def _diverged(losses, start, baseline, kept):
+    """Whether a finite loss diverged.
+
+    It did when the epochs' ``losses`` rose past ``_GROWTH`` times the larger
+    of their ``start`` and ``baseline``, and the network kept (of loss
+    ``kept``) is no better than the start. The baseline (the mean's loss)
+    keeps a start that is already near perfect (PCA's on data of low rank)
+    from calling every small rise divergence; a rise that training recovers
+    from, below where it started, is no failure.
+    """
+    reference = max(start, baseline)
+    return reference > 0 and max(losses) > _GROWTH * reference and kept >= start
 
 
 def _finite_weights(model):

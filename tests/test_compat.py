@@ -1,12 +1,14 @@
 """Workarounds for TensorFlow's and Keras' behaviour (``skae._compat``).
 
-Python's ``random`` seeded around Keras builds and restored after them,
+Keras' default seeds drawn from a private generator around builds, never
+from (or into) Python's global ``random``,
 optimizers by name, freezing a model without unfreezing what its user froze,
 and TensorFlow's retracing warning silenced for skae's own functions only.
 """
 
 import logging
 import random
+import threading
 
 import keras
 import numpy as np
@@ -18,40 +20,123 @@ from skae import _compat
 # -- seeded_python_random ----------------------------------------------------------
 
 
-def test_seeded_python_random_seeds_inside_and_restores_outside():
-    random.seed(123)
-    state = random.getstate()
-    with _compat.seeded_python_random(7):
-        inside = [random.random() for _ in range(3)]
-    assert random.getstate() == state
-    random.seed(7)
-    assert [random.random() for _ in range(3)] == inside
-    # The same seed, the same draws; the caller's stream goes on untouched.
-    random.setstate(state)
-    expected = random.random()
-    random.setstate(state)
-    with _compat.seeded_python_random(7):
-        again = [random.random() for _ in range(3)]
-    assert again == inside
-    assert random.random() == expected
+def _dense_weights(seed=None, units=4):
+    """An unseeded Dense layer's kernel, built inside seeded_python_random(seed)."""
 
+    def build():
+        layer = keras.layers.Dense(units)
+        layer.build((None, 5))
+        return layer.get_weights()[0]
 
-def test_seeded_python_random_restores_after_an_error():
-    state = random.getstate()
-    with pytest.raises(RuntimeError), _compat.seeded_python_random(1):
-        random.random()
-        raise RuntimeError
-    assert random.getstate() == state
+    if seed is None:
+        return build()
+    with _compat.seeded_python_random(seed):
+        return build()
 
 
 def test_seeded_python_random_makes_unseeded_keras_layers_reproducible():
-    def weights():
-        with _compat.seeded_python_random(3):
-            layer = keras.layers.Dense(4)
-            layer.build((None, 5))
-        return layer.get_weights()[0]
+    np.testing.assert_array_equal(_dense_weights(3), _dense_weights(3))
+    assert not np.array_equal(_dense_weights(3), _dense_weights(4))
+    # The seeds random.seed(3) would give Keras: networks built before the
+    # block drew from a private generator build the same weights now.
+    state = random.getstate()
+    try:
+        random.seed(3)
+        expected = _dense_weights()
+    finally:
+        random.setstate(state)
+    np.testing.assert_array_equal(_dense_weights(3), expected)
 
-    np.testing.assert_array_equal(weights(), weights())
+
+def test_seeded_python_random_never_seeds_nor_reads_global_random():
+    random.seed(123)
+    expected = [random.random() for _ in range(3)]
+    random.seed(123)
+    with _compat.seeded_python_random(7):
+        _dense_weights()
+        # Code in the block that draws from random itself continues the
+        # caller's sequence, as if the block were not there.
+        inside = random.random()
+    assert [inside, random.random(), random.random()] == expected
+    # Outside the block Keras draws from random as it always did.
+    random.seed(5)
+    outside = _dense_weights()
+    random.seed(5)
+    np.testing.assert_array_equal(_dense_weights(), outside)
+
+
+def test_seeded_python_random_ends_after_an_error():
+    with pytest.raises(RuntimeError), _compat.seeded_python_random(1):
+        raise RuntimeError
+    random.seed(1)
+    first = _dense_weights()
+    random.seed(1)
+    np.testing.assert_array_equal(_dense_weights(), first)
+    assert _compat._keras_seeds.get() is None
+
+
+def test_a_thread_drawing_from_random_during_a_seeded_block_keeps_its_sequence():
+    # The block used to seed the global generator: another thread drawing
+    # from random meanwhile drew the block's seeded sequence instead of its own.
+    random.seed(11)
+    expected = [random.random() for _ in range(5)]
+    random.seed(11)
+    drawn = []
+    with _compat.seeded_python_random(0):
+        thread = threading.Thread(
+            target=lambda: drawn.extend(random.random() for _ in range(5))
+        )
+        thread.start()
+        thread.join()
+    assert drawn == expected
+
+
+def test_threads_building_at_once_each_draw_their_own_seeds():
+    # Each thread enters its block before either builds: with one global
+    # generator, the first thread's layer drew the second one's seeds, and
+    # random was left as the second thread's block found it.
+    expected = {seed: _dense_weights(seed) for seed in (3, 4)}
+    random.seed(99)
+    state = random.getstate()
+    entered, built, results = threading.Barrier(2), threading.Barrier(2), {}
+
+    def build(seed):
+        with _compat.seeded_python_random(seed):
+            entered.wait()
+            if seed == 4:
+                built.wait()  # thread 3 builds first
+            results[seed] = _dense_weights()
+            if seed == 3:
+                built.wait()
+
+    threads = [threading.Thread(target=build, args=(s,)) for s in (3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for seed in (3, 4):
+        np.testing.assert_array_equal(results[seed], expected[seed])
+    assert random.getstate() == state
+
+
+def test_the_seed_source_wraps_whatever_replaced_it():
+    # Installed at import, and again by every block if something replaced it
+    # since: it then draws from what it found there outside a block.
+    from keras.src.random import seed_generator
+
+    installed = seed_generator.python_random
+    assert isinstance(installed, _compat._KerasSeedSource)
+    replacement = random.Random(8)
+    try:
+        seed_generator.python_random = replacement
+        with _compat.seeded_python_random(3):
+            inside = _dense_weights()
+        assert seed_generator.python_random._fallback is replacement
+        np.testing.assert_array_equal(inside, _dense_weights(3))
+        expected = random.Random(8).randint(1, int(1e9))
+        assert seed_generator.make_default_seed() == expected
+    finally:
+        seed_generator.python_random = installed
 
 
 # -- new_optimizer -------------------------------------------------------------

@@ -10,12 +10,16 @@ test_input.py, inference in test_inference.py, and so on.
 
 import io
 import pickle
+import random
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import warnings
 
 import joblib
+import keras
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -28,6 +32,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import skae
 from skae import AutoencoderTransformer
 
 # Small but real: one hidden layer, a few epochs. Big enough that every check
@@ -122,25 +127,131 @@ def test_same_random_state_across_processes(fitted, digits, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "Z.npy"), fitted.transform(X))
 
 
-def test_fit_leaves_global_random_state_alone(digits):
+def _global_random_states():
     import random
 
     import tensorflow as tf
     from keras.src.random.seed_generator import global_seed_generator
 
-    X, _ = digits
     # Creating Keras' global generator draws from `random`: do it first.
-    keras_before = global_seed_generator().state.numpy().copy()
-    np_before = np.random.get_state()[1].copy()  # noqa: NPY002
-    py_before = random.getstate()
-    tf_before = tf.random.get_global_generator().state.numpy().copy()
-    small(noise=0.1, masking=0.1, early_stopping=True).fit(X)
-    np.testing.assert_array_equal(np.random.get_state()[1], np_before)  # noqa: NPY002
-    assert random.getstate() == py_before
-    np.testing.assert_array_equal(
-        tf.random.get_global_generator().state.numpy(), tf_before
-    )
-    np.testing.assert_array_equal(global_seed_generator().state.numpy(), keras_before)
+    keras_state = global_seed_generator().state.numpy().copy()
+    return {
+        "numpy": np.random.get_state()[1].copy(),  # noqa: NPY002
+        "python": random.getstate(),
+        "tensorflow": tf.random.get_global_generator().state.numpy().copy(),
+        "keras": keras_state,
+    }
+
+
+def _changed_states(before):
+    after = _global_random_states()
+    return [
+        name
+        for name in before
+        if not (
+            before[name] == after[name]
+            if name == "python"
+            else np.array_equal(before[name], after[name])
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "random_state, changed",
+    [(0, []), (np.random.RandomState(0), []), (None, ["numpy"])],
+    ids=["int", "RandomState", "None"],
+)
+def test_fit_leaves_global_random_state_alone(digits, random_state, changed):
+    # As documented: with None NumPy's global stream draws the seeds, as in
+    # scikit-learn; nothing else global is ever read or changed.
+    X, _ = digits
+    before = _global_random_states()
+    small(noise=0.1, masking=0.1, early_stopping=True, random_state=random_state).fit(X)
+    assert _changed_states(before) == changed
+
+
+@keras.saving.register_keras_serializable(package="skae_tests")
+class _Probe(keras.layers.Dense):
+    """A Dense layer that, whenever one is made, has another thread draw from
+    Python's ``random`` (into ``_Probe.draws``, when a list)."""
+
+    draws = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        draws = _Probe.draws
+        if draws is not None:
+            thread = threading.Thread(target=lambda: draws.append(random.random()))
+            thread.start()
+            thread.join()
+
+
+def probe_encoder(input_shape, n_components):
+    return keras.Sequential([keras.Input(input_shape), _Probe(n_components)])
+
+
+def test_other_threads_keep_their_random_sequence_while_networks_are_built(
+    digits, tmp_path
+):
+    # fit builds the user's encoder, load rebuilds it, transform clones it in
+    # float64, each with seeded Keras seeds. They used to seed Python's global
+    # random: a thread drawing from it meanwhile drew the seeded sequence.
+    X, _ = digits
+    random.seed(12345)
+    expected = [random.random() for _ in range(4)]
+    random.seed(12345)
+    _Probe.draws = []
+    try:
+        ae = small(encoder=probe_encoder).fit(X)
+        with warnings.catch_warnings():
+            # That the encoder is saved as None, tested in test_persistence.
+            warnings.simplefilter("ignore", UserWarning)
+            path = ae.save(tmp_path / "ae.skae")
+        skae.load(path).transform(X)
+        draws = list(_Probe.draws)
+    finally:
+        _Probe.draws = None
+    assert len(draws) == 3  # one layer made by fit, load and transform each
+    assert draws == expected[:3]
+    assert random.random() == expected[3]
+
+
+def test_threads_racing_on_a_loaded_models_first_transform(fitted, digits, tmp_path):
+    # Each round: two threads transform a freshly loaded model at once (both
+    # build its compiled float64 copy), while a third draws from random. The
+    # race used to leave random seeded (4 rounds in 10) and change the third
+    # thread's draws.
+    X, _ = digits
+    path = fitted.save(tmp_path / "ae.skae")
+    expected_codes = fitted.transform(X)
+    for round_ in range(6):
+        loaded = skae.load(path)
+        random.seed(round_)
+        expected = [random.random() for _ in range(2000)]
+        state_after = random.getstate()
+        random.seed(round_)
+        start, codes, draws = threading.Barrier(3), {}, []
+
+        def transform(i, loaded=loaded, start=start, codes=codes):
+            start.wait()
+            codes[i] = loaded.transform(X)
+
+        def draw(start=start, draws=draws):
+            start.wait()
+            for _ in range(2000):
+                draws.append(random.random())
+                time.sleep(0)
+
+        threads = [threading.Thread(target=transform, args=(i,)) for i in (0, 1)]
+        threads.append(threading.Thread(target=draw))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert draws == expected
+        assert random.getstate() == state_after
+        for i in (0, 1):
+            np.testing.assert_array_equal(codes[i], expected_codes)
 
 
 def test_refit_resets_state(digits):

@@ -17,6 +17,7 @@ from sklearn.datasets import load_digits
 import skae
 from skae import AutoencoderTransformer, _fit, _input, _streaming
 from skae._fit import StreamState
+from skae._params import make_plan
 from skae._pca_init import pca_basis
 from skae._scaling import ScalingStats, noise_scale
 
@@ -449,3 +450,29 @@ def test_pca_is_no_candidate_for_a_structure_term():
     ).fit(X)
     assert structured.solution_ is None and structured.validation_errors_ is None
     assert structured.hidden_layer_sizes_ == (8,)
+
+
+# -- the mean's loss, the floor of divergence ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        # One global scale: the mean variance over its square is 1.
+        ({}, lambda X: 1.0),
+        # Each feature's variance is 1, a constant one's 0 (digits has some).
+        ({"scaling": "standard"}, lambda X: np.mean(X.var(axis=0) > 0)),
+        ({"scaling": None}, lambda X: np.mean(X.var(axis=0))),
+        ({"scaling": "minmax"}, lambda X: np.mean(X.var(axis=0)) / X.max() ** 2),
+        # Bounded: no floor needed.
+        ({"loss": "binary_crossentropy"}, lambda X: 0.0),
+    ],
+)
+def test_the_mean_loss_is_that_of_predicting_each_features_mean(X, params, expected):
+    ae = AutoencoderTransformer(**SMALL, **params)
+    plan = make_plan(ae, incremental=False)
+    run = _fit._prepare(plan, _input.read(ae, X, plan, reset=True), None)
+    assert _fit._mean_loss(plan, run) == pytest.approx(expected(X), rel=1e-9)
+    assert _fit._schedule(plan, run, epochs=1, noise=0.0).baseline == (
+        _fit._mean_loss(plan, run)
+    )

@@ -6,12 +6,15 @@ into a frozen ``Plan``.
 """
 
 import dataclasses
+import pickle
+import warnings
 
 import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+import skae
 from skae import AutoencoderTransformer
 from skae._params import Plan, auto_batch_size, auto_epochs, make_plan
 
@@ -146,24 +149,115 @@ def test_fraction_of_variance_refused_by_partial_fit(X):
         AutoencoderTransformer(0.9).partial_fit(X)
 
 
+def _small_encoder(input_shape, n_components):
+    return keras.Sequential(
+        [keras.Input(input_shape), keras.layers.Dense(n_components)]
+    )
+
+
+def _small_decoder(input_shape, n_components):
+    return keras.Sequential(
+        [keras.Input((n_components,)), keras.layers.Dense(int(np.prod(input_shape)))]
+    )
+
+
+CHANGED_NETWORKS = [
+    ({"n_components": 3}, r"n_components=2 .*Received: n_components=3"),
+    ({"hidden_layer_sizes": [4]}, r"\(8,\) .*Received: hidden_layer_sizes=\[4\]"),
+    # Silently ignored before: get_params described networks never built.
+    ({"n_components": 0.5}, r"n_components=2 .*Received: n_components=0\.5"),
+    (
+        {"architecture": "conv", "input_shape": (8, 8)},
+        r"architecture='dense'.*Received: .*architecture='conv'",
+    ),
+    ({"input_shape": (8, 8)}, r"input_shape=\(64,\) .*Received: input_shape=\(8, 8\)"),
+    ({"init": "random"}, r"init='pca' .*Received: init='random'"),
+    ({"encoder": _small_encoder}, r"encoder=None .*Received: encoder=<function"),
+    ({"decoder": _small_decoder}, r"decoder=None .*Received: decoder=<function"),
+    ({"activation": "tanh"}, r"activation='relu' .*Received: activation='tanh'"),
+    ({"code_activation": "tanh"}, r"code_activation=None .*Received: code_activation"),
+    ({"output_activation": "sigmoid"}, r"output_activation='auto' .*Received"),
+    ({"normalization": "layer"}, r"normalization=None .*Received: normalization"),
+    ({"code_l1": 0.1}, r"code_l1=0\.0 .*Received: code_l1=0\.1"),
+]
+
+
 @pytest.mark.parametrize(
-    "params, match",
-    [
-        ({"n_components": 3}, r"n_components=2 .*Received: n_components=3"),
-        ({"hidden_layer_sizes": [4]}, r"\(8,\) .*Received: hidden_layer_sizes=\[4\]"),
-    ],
+    "params, match", CHANGED_NETWORKS, ids=[str(p) for p, _ in CHANGED_NETWORKS]
 )
-def test_partial_fit_refuses_a_changed_network_shape(params, match, X):
+def test_partial_fit_refuses_a_parameter_that_shapes_the_networks(params, match, X):
     ae = AutoencoderTransformer(**SMALL).partial_fit(X)
-    before = ae.transform(X[:5])
+    before, original = ae.transform(X[:5]), ae.get_params()
     ae.set_params(**params)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as info:
         ae.partial_fit(X)
+    assert "call fit" in str(info.value)
     assert ae.n_iter_ == 1
     np.testing.assert_array_equal(ae.transform(X[:5]), before)
-    # The same values as the networks' are no change.
+    # fit builds new networks from the changed parameters.
+    fitted = AutoencoderTransformer(**{**SMALL, **params}).fit(X)
+    assert fitted.partial_fit(X).n_iter_ == fitted.n_iter_
+    # Set back, or to the same values in other types, they are no change.
+    ae.set_params(**{name: original[name] for name in params})
     ae.set_params(n_components=np.int64(2), hidden_layer_sizes=[8]).partial_fit(X)
     assert ae.n_iter_ == 2
+
+
+def test_partial_fit_takes_changed_training_parameters(X):
+    ae = AutoencoderTransformer(**SMALL).partial_fit(X)
+    ae.set_params(
+        learning_rate=1e-2,
+        optimizer="sgd",
+        epochs=7,
+        batch_size=16,
+        verbose=0,
+        noise=0.1,
+        masking=0.1,
+        structure_weight=0.5,
+        loss="binary_crossentropy",
+        scaling="minmax",
+        tol=1e-3,
+        random_state=3,
+        early_stopping=True,
+        init="auto",  # what the networks started from does not change
+    )
+    assert ae.partial_fit(X).n_iter_ == 2
+
+
+def test_partial_fit_after_a_search_keeps_its_fraction(X):
+    ae = small(n_components=0.5).fit(X)
+    k = ae.n_components_
+    assert ae.partial_fit(X).n_iter_ == ae.n_iter_
+    # The size the search found, as an int, is the same networks too.
+    ae.set_params(n_components=k).partial_fit(X)
+    with pytest.raises(ValueError, match=r"n_components=0\.5 .*n_components=0\.7"):
+        ae.set_params(n_components=0.7).partial_fit(X)
+
+
+def test_partial_fit_refuses_an_int_code_where_the_network_set_its_own(X):
+    # With None the conv map is the code; an int adds a code layer.
+    images = X.reshape(-1, 8, 8)
+    ae = small(architecture="conv", n_components=None, hidden_layer_sizes=(4,))
+    ae.partial_fit(images)
+    k = ae.n_components_
+    ae.set_params(n_components=k)
+    with pytest.raises(ValueError, match=rf"n_components=None .*n_components={k}"):
+        ae.partial_fit(images)
+    ae.set_params(n_components=None, input_shape=(8, 8, 1)).partial_fit(images)
+    assert ae.n_iter_ == 2
+
+
+def test_the_built_parameters_survive_pickling_and_saving(X, tmp_path):
+    ae = small(encoder=_small_encoder).partial_fit(X)
+    with warnings.catch_warnings():
+        # That the encoder is saved as None, tested in test_persistence.
+        warnings.simplefilter("ignore", UserWarning)
+        path = ae.save(tmp_path / "ae.skae")
+    for copy in (pickle.loads(pickle.dumps(ae)), skae.load(path)):
+        copy.set_params(encoder=_small_encoder)  # a file saves no function
+        assert copy.partial_fit(X).n_iter_ == 2
+        with pytest.raises(ValueError, match="Received: activation='tanh'"):
+            copy.set_params(activation="tanh").partial_fit(X)
 
 
 @pytest.mark.parametrize(

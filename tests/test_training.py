@@ -190,6 +190,76 @@ def test_diverging_refit_leaves_nothing_of_the_previous_fit(X):
     _assert_unfitted(ae)
 
 
+# A step far too large throws the weights to where the loss is huge but finite
+# and flat: it stalled there, early stopping ended the fit as if it had
+# converged, and PCA's solution (or nothing) stood in for the networks.
+FINITE_DIVERGENCE = {
+    "pca start": {},
+    "no PCA candidate": {"code_activation": "tanh"},
+    "random start": {"init": "random"},
+    "early stopping": {"early_stopping": True},
+}
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adagrad"])
+@pytest.mark.parametrize("params", FINITE_DIVERGENCE.values(), ids=FINITE_DIVERGENCE)
+def test_a_loss_diverging_while_finite_raises_and_leaves_estimator_unfitted(
+    X, optimizer, params
+):
+    ae = _make_estimator(epochs=15, optimizer=optimizer, learning_rate=1e3, **params)
+    with pytest.raises(ValueError, match="times its start") as info:
+        ae.fit(X)
+    message = str(info.value)
+    assert "finite" not in message  # no NaN: the loss stayed finite
+    assert "Training diverged: lower learning_rate" in message
+    _assert_unfitted(ae)
+    # The control: the default rate trains.
+    check_is_fitted(ae.set_params(learning_rate=1e-3).fit(X))
+
+
+def test_a_partial_fit_diverging_while_finite_is_undone(X):
+    # One epoch: its loss must be compared with the loss before its first step.
+    ae = _make_estimator(optimizer="rmsprop").partial_fit(X)
+    before, n_seen = ae.transform(X), ae.n_samples_seen_
+    ae.set_params(learning_rate=1e3)
+    with pytest.raises(ValueError, match="Training diverged"):
+        ae.partial_fit(X)
+    np.testing.assert_array_equal(ae.transform(X), before)
+    assert (ae.n_iter_, ae.n_samples_seen_) == (1, n_seen)
+    assert ae.set_params(learning_rate=1e-3).partial_fit(X).n_iter_ == 2
+
+
+def test_an_interrupted_fit_that_diverged_keeps_nothing(X):
+    ae = _make_estimator(
+        epochs=15, optimizer="rmsprop", learning_rate=1e3, callbacks=[_Interrupt(5)]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing kept, nothing to say
+        with pytest.raises(KeyboardInterrupt):
+            ae.fit(X)
+    _assert_unfitted(ae)
+
+
+@pytest.mark.parametrize(
+    "losses, start, baseline, kept, diverged",
+    [
+        ([5e3, 2.0], 1.0, 1.0, 2.0, True),  # rose 5000 times, ended above its start
+        ([5e3, 0.5], 1.0, 1.0, 0.5, False),  # and came back below it
+        ([5e3], 1.0, 1.0, 1.0, True),  # early stopping kept the start itself
+        ([900.0, 2.0], 1.0, 1.0, 2.0, False),  # rose less than 1000 times
+        # A near-perfect start (PCA's, on data of low rank): the mean's loss
+        # is the floor.
+        ([1e-6, 1e-6], 1e-12, 1.0, 1e-6, False),
+        ([2e3, 2e3], 1e-12, 1.0, 2e3, True),
+        ([1.0], 0.0, 0.0, 1.0, False),  # nothing to compare with
+    ],
+)
+def test_diverged_compares_with_the_start_and_the_mean(
+    losses, start, baseline, kept, diverged
+):
+    assert _training._diverged(losses, start, baseline, kept) is diverged
+
+
 def test_non_finite_weights_after_last_epoch_raise(X):
     class Poison(keras.callbacks.Callback):
         # The last step leaves NaN weights behind a finite epoch loss.
