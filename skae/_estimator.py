@@ -522,7 +522,9 @@ class AutoencoderTransformer(
             self, incremental=incremental, fitted=self if continuing else None
         )
         previous = _fit.Fitted.of(self) if continuing else None
+        before = None
         if previous is None:
+            before = self._fitted_state()
             self._reset()
         try:
             data = _input.read(self, X, plan, reset=previous is None)
@@ -540,8 +542,10 @@ class AutoencoderTransformer(
         except BaseException:
             if previous is None:
                 # Diverged, or interrupted before an epoch ended: nothing of this
-                # fit (n_features_in_, ...) may make the estimator look fitted.
+                # fit (n_features_in_, ...) may stay, and a refit leaves the
+                # previous fit as it was (its networks were not trained here).
                 self._reset()
+                vars(self).update(before)
             elif previous.trainer is None:
                 self.__dict__.pop("_trainer", None)
             raise
@@ -555,14 +559,19 @@ class AutoencoderTransformer(
         self._inference = self.__dict__.get("_inference") or Inference()
         self._inference.refit({"encoder_": self.encoder_, "decoder_": self.decoder_})
 
+    def _fitted_state(self):
+        """The attributes :meth:`_reset` removes, by name."""
+        private = ("_inference", *_fit.PRIVATE_ATTRIBUTES)
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if (name.endswith("_") and not name.startswith("_")) or name in private
+        }
+
     def _reset(self):
         # A failed or interrupted refit must not leave attributes of two fits.
-        for name in [
-            k for k in vars(self) if k.endswith("_") and not k.startswith("_")
-        ]:
+        for name in self._fitted_state():
             delattr(self, name)
-        for name in ("_inference", *_fit.PRIVATE_ATTRIBUTES):
-            self.__dict__.pop(name, None)
 
     # -- inference ---------------------------------------------------------
 

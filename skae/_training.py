@@ -479,7 +479,7 @@ def train(trainer, train_rows, val_rows, schedule, rng):
         if best_weights is not None:
             autoencoder.set_weights(best_weights)
         if not _finite_weights(autoencoder) or diverged():
-            raise  # Nothing worth keeping: the estimator stays unfitted.
+            raise  # Nothing worth keeping: the estimator stays as it was.
         raise TrainingInterrupted(len(history["loss"]), history) from exc
     callback_list.on_train_end()
 

@@ -181,13 +181,18 @@ def test_diverging_loss_raises_and_leaves_estimator_unfitted(X):
         ae.transform(X)
 
 
-def test_diverging_refit_leaves_nothing_of_the_previous_fit(X):
+def test_a_diverging_refit_leaves_the_previous_fit_as_it_was(X):
     ae = _make_estimator().fit(X)
-    check_is_fitted(ae)
+    before = {k: v for k, v in vars(ae).items() if k.endswith("_")}
+    codes = ae.transform(X)
     ae.set_params(**_diverging().get_params())
     with pytest.raises(ValueError, match="Training diverged"):
         ae.fit(X * 1e10)
-    _assert_unfitted(ae)
+    # Every fitted attribute is the previous fit's own object: nothing of two fits.
+    after = {k: v for k, v in vars(ae).items() if k.endswith("_")}
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)
+    np.testing.assert_array_equal(ae.transform(X), codes)
 
 
 # A step far too large throws the weights to where the loss is huge but finite
@@ -345,14 +350,21 @@ def test_interrupt_with_early_stopping_keeps_consistent_history(X):
     assert np.isfinite(ae.transform(X)).all()
 
 
-def test_interrupt_before_the_first_epoch_ends_leaves_estimator_unfitted(X):
-    ae = _make_estimator(epochs=5).fit(X)
+def test_interrupt_before_the_first_epoch_ends_keeps_the_previous_fit(X):
+    ae = _make_estimator(epochs=5)
+    ae.set_params(callbacks=[_Interrupt(epoch=0, hook="on_epoch_begin")])
+    with pytest.raises(KeyboardInterrupt):
+        ae.fit(X)
+    _assert_unfitted(ae)  # a first fit: nothing to keep
+    ae.set_params(callbacks=None).fit(X)
+    codes, n_iter = ae.transform(X), ae.n_iter_
     ae.set_params(callbacks=[_Interrupt(epoch=0, hook="on_epoch_begin")])
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # nothing kept, nothing to say
+        warnings.simplefilter("error", UserWarning)  # nothing new kept, nothing to say
         with pytest.raises(KeyboardInterrupt):
             ae.fit(X)
-    _assert_unfitted(ae)
+    assert ae.n_iter_ == n_iter
+    np.testing.assert_array_equal(ae.transform(X), codes)
 
 
 # -- memory --------------------------------------------------------------------
