@@ -720,7 +720,7 @@ class AutoencoderTransformer(
 
     # -- persistence -------------------------------------------------------
 
-    def save(self, path):
+    def save(self, path, *, overwrite=None):
         """Save the fitted transformer to one file, without pickle.
 
         The file holds the parameters, the fitted state and the Keras encoder
@@ -733,6 +733,11 @@ class AutoencoderTransformer(
         ----------
         path : str or os.PathLike
             Where to write the file; by convention it ends in ``.skae``.
+
+        overwrite : bool or None, default=None
+            A file at ``path`` is replaced unless it is read-only (None), even
+            if read-only (True, as Keras' ``overwrite=True``), or never
+            (False: ``FileExistsError``). See :func:`skae.persistence.save`.
 
         Returns
         -------
@@ -762,7 +767,7 @@ class AutoencoderTransformer(
         >>> np.array_equal(loaded.transform(X), ae.transform(X))
         True
         """
-        return _serialization.save(self, path)
+        return _serialization.save(self, path, overwrite=overwrite)
 
     def __getstate__(self):
         # A copy: object.__getstate__ returns the instance's own __dict__.

@@ -496,9 +496,12 @@ def test_overwrite_false_never_replaces_a_file(fitted, tmp_path):
     data = path.read_bytes()
     with pytest.raises(FileExistsError, match="no file at path with overwrite=False"):
         persistence.save(fitted, path, overwrite=False)
+    with pytest.raises(FileExistsError, match="no file at path with overwrite=False"):
+        fitted.save(path, overwrite=False)
     assert path.read_bytes() == data
     with pytest.raises(TypeError, match="Received: overwrite='yes'"):
         persistence.save(fitted, path, overwrite="yes")
+    fitted.save(path, overwrite=True)
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o640, 0o604])
