@@ -303,7 +303,7 @@ class NumpyNetwork:
         if weights is None:
             weights = []
             for variable in self.variables:
-                array = np.array(keras.ops.convert_to_numpy(variable), dtype=dtype)
+                array = np.array(variable.numpy(), dtype=dtype)
                 array.flags.writeable = False
                 weights.append(array)
             weights = self._weights[dtype] = tuple(weights)
