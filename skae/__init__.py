@@ -17,7 +17,14 @@ if keras.backend.backend() != "tensorflow":
     )
 
 from ._estimator import AutoencoderTransformer
+from ._inference import inference_path
 from ._version import __version__
 from .persistence import load, save
 
-__all__ = ["AutoencoderTransformer", "__version__", "load", "save"]
+__all__ = [
+    "AutoencoderTransformer",
+    "__version__",
+    "inference_path",
+    "load",
+    "save",
+]

@@ -1,39 +1,116 @@
 """Running the fitted networks: ``transform``, ``inverse_transform``, scores.
 
-A compiled function with a fixed signature runs each network: Keras'
-``predict()`` costs tens of milliseconds per call, this a fraction of one. It
-runs a float64 copy of the network: float32 CPU kernels round a row differently
-depending on the batch's size and the row's place in it (~1e-7), so a sample's
-code would depend on which other samples came with it, while float64 rounding
-(~1e-16) is far below any tolerance that matters.
+Two paths run a network, and agree to float round-off:
+
+* **NumPy**, for networks made only of layers whose inference maths is
+  reproduced here (:func:`numpy_network`): Dense with the activations of
+  ``_ACTIVATIONS``, LayerNormalization, Activation, merges, Flatten, Reshape,
+  and the layers that are the identity at inference (dropout, noise, activity
+  regularization), in any functional graph, nested models included. Each
+  batch is a few matrix products on a copy of the weights in the input's
+  float dtype: float32 input runs at float32 BLAS speed, float64 input in
+  float64. A call costs microseconds, so one row takes about as long as its
+  arithmetic.
+* **Keras**, for any other network (convolutions, custom layers): a compiled
+  function with a fixed signature (Keras' ``predict()`` costs tens of
+  milliseconds per call, this a fraction of one) runs a float64 copy of the
+  network. float32 TensorFlow CPU kernels round a row differently depending on
+  the batch's size and the row's place in it, so a sample's code would depend
+  on which other samples came with it; float64 rounding (~1e-16) is far below
+  any tolerance that matters.
+
+On the NumPy path float64 input is as batch-independent as the Keras path.
+float32 input is computed in float32, as the network was trained: a row's
+result can then differ by float32 round-off (a few 1e-7 of its scale)
+between batches of different sizes, because BLAS libraries use other kernels
+for one or two rows than for more (rows in batches of three or more agree bit
+for bit with OpenBLAS). Computing float32 input in float64 would halve the
+throughput, which is what this path is for; pass float64 input (or force the
+Keras path) where that round-off matters.
+
+:func:`inference_path` forces either path.
 """
 
+import contextlib
+import contextvars
 import math
 
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy import special
 
 from . import _compat
 from ._input import out_dtype, row_batches
 
+PATHS = ("auto", "numpy", "keras")
+_PATH = contextvars.ContextVar("skae_inference_path", default="auto")
+
+
+@contextlib.contextmanager
+def inference_path(path):
+    """Choose how ``transform``, ``inverse_transform`` and scores run networks.
+
+    By default (``"auto"``) a network made only of layers whose inference skae
+    reproduces with NumPy, as the built-in dense networks are, runs as NumPy
+    matrix products on its fitted weights, in the input's float dtype; any
+    other network (convolutions, custom layers) runs through Keras. The two
+    agree to float round-off. The choice holds inside the ``with`` block, in
+    the thread (or asyncio task) that entered it only: other threads keep
+    theirs.
+
+    Parameters
+    ----------
+    path : {"auto", "numpy", "keras"}
+        ``"numpy"`` forces the NumPy path and raises ``ValueError`` for a
+        network it cannot run; ``"keras"`` forces the Keras path (a compiled
+        float64 copy of each network).
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import skae
+    >>> X = np.random.RandomState(0).rand(100, 6)
+    >>> ae = skae.AutoencoderTransformer(epochs=2, random_state=0).fit(X)
+    >>> with skae.inference_path("keras"):
+    ...     through_keras = ae.transform(X)
+    >>> bool(np.allclose(ae.transform(X), through_keras))
+    True
+    """
+    if not isinstance(path, str) or path not in PATHS:
+        raise ValueError(f"Expected path to be one of {PATHS}. Received: path={path!r}")
+    token = _PATH.set(path)
+    try:
+        yield
+    finally:
+        _PATH.reset(token)
+
 
 class Inference:
-    """The compiled functions of an estimator's fitted networks, made on first use.
+    """How an estimator's fitted networks run, worked out on first use.
 
-    One per fitted estimator (never pickled); :meth:`refit` keeps the compiled
-    functions of networks that training changed only the weights of.
+    One per fitted estimator (never pickled). Safe to use from several
+    threads at once: what it caches is built whole before it is stored, and
+    never changed afterwards. :meth:`refit` keeps what training leaves valid.
     """
 
     def __init__(self):
-        # name -> (function, dtype, runner, source model)
+        # Keras path: name -> (function, dtype, runner, source model).
         self._compiled = {}
+        # NumPy path: name -> (NumpyNetwork, or the reason there is none,
+        # source model).
+        self._numpy = {}
 
     def refit(self, models):
         """Forget every network not in ``models`` (name -> model), in place.
 
         ``partial_fit`` trains the same models again: their compiled float64
-        copies only need the new weights, not a new trace.
+        copies only need the new weights, not a new trace, and their NumPy
+        form only a new copy of the weights (read on next use).
         """
         kept = {}
         for name, (fn, dtype, runner, source) in self._compiled.items():
@@ -42,6 +119,14 @@ class Inference:
                     runner.set_weights(source.get_weights())
                 kept[name] = (fn, dtype, runner, source)
         self._compiled = kept
+        self._numpy = {
+            name: (
+                network.reloaded() if isinstance(network, NumpyNetwork) else network,
+                source,
+            )
+            for name, (network, source) in self._numpy.items()
+            if source is models.get(name)
+        }
 
     def run(self, name, model, X, offset=None, scale=None, unscale=None):
         """Apply ``model`` batch by batch, never holding a full scaled copy.
@@ -50,6 +135,61 @@ class Inference:
         scale)`` pair) brings the result back to the input's units. Rows in
         and out: images are reshaped for the network and flattened back.
         """
+        network = self.numpy_network(name, model)
+        if network is None:
+            return self._run_keras(name, model, X, offset, scale, unscale)
+        dtype = out_dtype(X)
+        weights = network.weights(dtype)
+        out = np.empty((X.shape[0], network.out_width), dtype=dtype)
+        for start, batch in row_batches(X):
+            rows = len(batch)
+            if offset is not None:
+                batch = np.subtract(batch, offset, dtype=dtype)
+                np.divide(batch, scale, out=batch, dtype=dtype)
+            elif batch.dtype != dtype:
+                batch = batch.astype(dtype)
+            result = network.forward(batch.reshape(rows, *network.in_shape), weights)
+            target = out[start : start + rows]
+            if unscale is None:
+                target[...] = result.reshape(rows, -1)
+            else:
+                np.multiply(
+                    result.reshape(rows, -1), unscale[1], out=target, dtype=dtype
+                )
+                np.add(target, unscale[0], out=target, dtype=dtype)
+        return out
+
+    def numpy_network(self, name, model):
+        """``model`` as a :class:`NumpyNetwork`, or None for the Keras path.
+
+        Follows :func:`inference_path`; under ``"numpy"`` a network that
+        cannot run with NumPy raises ``ValueError``.
+        """
+        path = _PATH.get()
+        if path == "keras":
+            return None
+        cached = self._numpy.get(name)
+        if cached is None or cached[1] is not model:
+            try:
+                network = numpy_network(model)
+            except Unmappable as exc:
+                network = str(exc)
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                # A graph this mapping did not foresee (dynamic shapes, say):
+                # Keras runs it as it is.
+                network = f"a graph not mapped ({type(exc).__name__}: {exc})"
+            cached = self._numpy[name] = (network, model)
+        network = cached[0]
+        if isinstance(network, NumpyNetwork):
+            return network
+        if path == "numpy":
+            raise ValueError(
+                f"Expected a network skae can run with NumPy for "
+                f"inference_path('numpy'). Received: {name} with {network}"
+            )
+        return None
+
+    def _run_keras(self, name, model, X, offset, scale, unscale):
         fn, dtype = self._function(name, model)
         in_shape = model.input_shape[1:]
         out = np.empty(
@@ -125,3 +265,411 @@ def float64_copy(model):
     if any(w.dtype != "float64" for w in twin.weights):
         return None
     return twin
+
+
+# -- the NumPy path -----------------------------------------------------------
+
+
+class Unmappable(Exception):
+    """A network the NumPy path cannot run; the message says which layer."""
+
+
+class NumpyNetwork:
+    """A Keras network as a list of NumPy steps on a copy of its weights.
+
+    Values live in numbered slots: slot 0 is the input, each step writes one
+    slot from others and from weights, and a slot is dropped after its last
+    use. Weights are read from the Keras variables once per dtype, on first
+    use; :meth:`reloaded` gives the same steps with the weights read anew.
+    """
+
+    def __init__(self, steps, variables, output, in_shape, out_width):
+        self.steps = steps  # (op, input slots, weight indices, slots to drop)
+        self.variables = variables
+        self.output = output
+        self.in_shape = in_shape
+        self.out_width = out_width
+        self._weights = {}
+
+    def reloaded(self):
+        """The same network, its weights to be read again on next use."""
+        return NumpyNetwork(
+            self.steps, self.variables, self.output, self.in_shape, self.out_width
+        )
+
+    def weights(self, dtype):
+        """The weights as read-only arrays of ``dtype``, copied on first use."""
+        weights = self._weights.get(dtype)
+        if weights is None:
+            weights = []
+            for variable in self.variables:
+                array = np.array(variable.numpy(), dtype=dtype)
+                array.flags.writeable = False
+                weights.append(array)
+            weights = self._weights[dtype] = tuple(weights)
+        return weights
+
+    def forward(self, x, weights):
+        """The network's output for the rows ``x`` (network input shape)."""
+        values = [x]
+        # TensorFlow turns overflow into inf silently; so does this path.
+        with np.errstate(all="ignore"):
+            for op, inputs, params, drop in self.steps:
+                values.append(
+                    op(*[values[i] for i in inputs], *[weights[j] for j in params])
+                )
+                for i in drop:
+                    values[i] = None
+        return values[self.output]
+
+
+def numpy_network(model):
+    """``model`` as a :class:`NumpyNetwork`; raises :class:`Unmappable`.
+
+    Only layers of exactly the classes handled here qualify (a subclass may
+    change ``call``), called with their input alone (no ``training=`` or
+    other argument fixed in the graph).
+    """
+    builder = _Builder()
+    output = builder.graph(model, 0)
+    return builder.network(output, math.prod(model.output_shape[1:]))
+
+
+class _Builder:
+    def __init__(self):
+        self.steps = []  # (op, input slots, weight indices, output is fresh)
+        self.variables = []
+        self.shapes = [None]  # slot -> shape without the batch axis
+
+    def graph(self, model, slot):
+        """Add the steps of ``model`` applied to ``slot``; return its output slot."""
+        if isinstance(model, keras.Sequential):
+            model = getattr(model, "_functional", None)
+        nodes_by_depth = getattr(model, "_nodes_by_depth", None)
+        if nodes_by_depth is None:
+            raise Unmappable(f"{_describe(model)}: not a functional model")
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise Unmappable(f"{_describe(model)}: several inputs or outputs")
+        if self.shapes[slot] is None:
+            self.shapes[slot] = tuple(model.inputs[0].shape[1:])
+        slots = {id(model.inputs[0]): slot}
+        # The order of Keras' own Function._run_through_graph.
+        for depth in sorted(nodes_by_depth, reverse=True):
+            for node in nodes_by_depth[depth]:
+                if not node.operation or node.is_input:
+                    continue
+                if any(id(t) not in slots for t in node.input_tensors):
+                    continue
+                args, kwargs = node.arguments.args, node.arguments.kwargs
+                # Keras records training=None and mask=None (a nested model's)
+                # as given; training=True would make dropout and noise act.
+                if (
+                    any(v is not None and v is not False for v in kwargs.values())
+                    or len(args) != 1
+                    or len(node.outputs) != 1
+                ):
+                    raise Unmappable(
+                        f"{_describe(node.operation)}: called with arguments "
+                        "other than its input"
+                    )
+                (arg,) = args
+                if isinstance(arg, (list, tuple)):
+                    inputs = [slots[id(t)] for t in arg]
+                else:
+                    inputs = slots[id(arg)]
+                slots[id(node.outputs[0])] = self.layer(node.operation, inputs)
+        return slots[id(model.outputs[0])]
+
+    def layer(self, layer, inputs):
+        """Add the steps of one layer called on ``inputs``; return its slot."""
+        kind = type(layer)
+        if isinstance(inputs, list):
+            if kind not in _MERGES:
+                raise Unmappable(f"{_describe(layer)}: not supported")
+            shapes = {self.shapes[i] for i in inputs}
+            if len(shapes) != 1 and kind is not keras.layers.Concatenate:
+                raise Unmappable(f"{_describe(layer)}: inputs of several shapes")
+            if kind is keras.layers.Concatenate:
+                return self._concatenate(layer, inputs)
+            (shape,) = shapes
+            return self.add(_MERGES[kind], inputs, (), shape, fresh=len(inputs) > 1)
+        shape = self.shapes[inputs]
+        if isinstance(layer, keras.Model):
+            return self.graph(layer, inputs)
+        if kind in _IDENTITY:
+            return inputs
+        if kind is keras.layers.Dense:
+            return self._dense(layer, inputs, shape)
+        if kind is keras.layers.Activation:
+            act = _activation(layer, layer.activation)
+            return self.add(
+                lambda x: act(x, None),
+                [inputs],
+                (),
+                shape,
+                fresh=True,
+                in_place=lambda x: act(x, x),
+            )
+        if kind is keras.layers.LayerNormalization:
+            return self._layer_norm(layer, inputs, shape)
+        if kind is keras.layers.Flatten:
+            return self._flatten(layer, inputs, shape)
+        if kind is keras.layers.Reshape:
+            target = tuple(layer.target_shape)
+            if -1 in target:
+                known = math.prod(d for d in target if d != -1)
+                target = tuple(
+                    math.prod(shape) // known if d == -1 else d for d in target
+                )
+            return self.add(_reshaper(target), [inputs], (), target, fresh=False)
+        raise Unmappable(f"{_describe(layer)}: not supported")
+
+    def add(self, op, inputs, variables, shape, *, fresh, in_place=None):
+        """Add a step; return the slot it writes.
+
+        ``fresh``: the step's result is a new array, aliasing none of its
+        inputs. ``in_place``: the same step, allowed to overwrite its one
+        input; used when that input is fresh and read by this step alone.
+        """
+        params = []
+        for variable in variables:
+            params.append(len(self.variables))
+            self.variables.append(variable)
+        self.steps.append((op, tuple(inputs), tuple(params), fresh, in_place))
+        self.shapes.append(tuple(shape))
+        return len(self.shapes) - 1
+
+    def network(self, output, out_width):
+        """The finished :class:`NumpyNetwork` with output slot ``output``."""
+        last_use, readers = {}, {}
+        for k, (_, inputs, _, _, _) in enumerate(self.steps):
+            for i in inputs:
+                last_use[i] = k
+                readers[i] = readers.get(i, 0) + 1
+        # Slot 0 holds the caller's rows: never fresh.
+        fresh = [False] + [step[3] for step in self.steps]
+        steps = []
+        for k, (op, inputs, params, _, in_place) in enumerate(self.steps):
+            if in_place is not None and fresh[inputs[0]] and readers[inputs[0]] == 1:
+                op = in_place
+            drop = tuple(
+                i for i in set(inputs) if last_use[i] == k and i not in (0, output)
+            )
+            steps.append((op, inputs, params, drop))
+        return NumpyNetwork(
+            tuple(steps), tuple(self.variables), output, self.shapes[0], out_width
+        )
+
+    def _dense(self, layer, slot, shape):
+        if getattr(layer, "quantization_mode", None) or getattr(
+            layer, "lora_enabled", False
+        ):
+            raise Unmappable(f"{_describe(layer)}: quantized or with LoRA")
+        act = _activation(layer, layer.activation)
+        variables = [layer.kernel] + ([] if layer.bias is None else [layer.bias])
+        out_shape = (*shape[:-1], int(layer.kernel.shape[-1]))
+        return self.add(_dense_op(act), [slot], variables, out_shape, fresh=True)
+
+    def _layer_norm(self, layer, slot, shape):
+        rank = len(shape) + 1
+        axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        if [a % rank for a in axes] != [rank - 1] or layer.rms_scaling:
+            raise Unmappable(
+                f"{_describe(layer)}: normalises other axes than the last one "
+                "or uses rms_scaling"
+            )
+        variables = [v for v in (layer.gamma, layer.beta) if v is not None]
+        op = _layer_norm_op(float(layer.epsilon), layer.gamma, layer.beta)
+        return self.add(op, [slot], variables, shape, fresh=True)
+
+    def _flatten(self, layer, slot, shape):
+        width = math.prod(shape)
+        if getattr(layer, "data_format", "channels_last") == "channels_first":
+            if len(shape) > 1:
+                axes = (0, *range(2, len(shape) + 1), 1)
+                return self.add(
+                    lambda x: x.transpose(axes).reshape(len(x), width),
+                    [slot],
+                    (),
+                    (width,),
+                    fresh=True,
+                )
+        return self.add(_reshaper((width,)), [slot], (), (width,), fresh=False)
+
+    def _concatenate(self, layer, inputs):
+        shapes = [self.shapes[i] for i in inputs]
+        rank = len(shapes[0]) + 1
+        axis = layer.axis % rank
+        if axis == 0 or any(len(s) + 1 != rank for s in shapes):
+            raise Unmappable(f"{_describe(layer)}: not supported on these shapes")
+        shape = list(shapes[0])
+        shape[axis - 1] = sum(s[axis - 1] for s in shapes)
+
+        def concatenate(*xs):
+            return np.concatenate(xs, axis=axis)
+
+        return self.add(concatenate, inputs, (), shape, fresh=True)
+
+
+def _describe(layer):
+    return f"layer {getattr(layer, 'name', '?')!r} ({type(layer).__name__})"
+
+
+def _reshaper(shape):
+    def reshape(x):
+        return x.reshape(len(x), *shape)
+
+    return reshape
+
+
+def _dense_op(act):
+    def dense(x, kernel, bias=None):
+        h = x @ kernel
+        if bias is not None:
+            h += bias
+        # h is this step's own array: the activation may work in place.
+        return act(h, h)
+
+    return dense
+
+
+def _layer_norm_op(epsilon, gamma, beta):
+    # As keras.ops.layer_normalization: tf.nn.moments, then one multiply-add.
+    def layer_norm(x, *params):
+        mean = x.mean(axis=-1, keepdims=True)
+        variance = np.square(x - mean).mean(axis=-1, keepdims=True)
+        inv = 1.0 / np.sqrt(variance + epsilon)
+        params = iter(params)
+        if gamma is not None:
+            inv = inv * next(params)
+        res = -mean * inv
+        if beta is not None:
+            res = res + next(params)
+        return x * inv + res
+
+    return layer_norm
+
+
+def _activation(layer, activation):
+    """The NumPy twin of a Keras activation function, as ``f(x, out)``."""
+    for keras_fn, numpy_fn in _ACTIVATIONS:
+        if activation is keras_fn:
+            return numpy_fn
+    raise Unmappable(
+        f"{_describe(layer)}: activation "
+        f"{getattr(activation, '__name__', activation)!r} not supported"
+    )
+
+
+# Each takes the pre-activation x and ``out``: x itself when x may be
+# overwritten, else None. Python scalars keep x's float dtype.
+# TensorFlow's leaky_relu takes its slope as a float32 attribute.
+_LEAKY_SLOPE = float(np.float32(0.2))
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _relu(x, out):
+    return np.maximum(x, 0, out=out)
+
+
+def _elu(x, out):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+def _sigmoid(x, out):
+    return special.expit(x, out=out)
+
+
+def _hard_sigmoid(x, out):
+    return np.clip(x + 3, 0, 6) / 6
+
+
+def _softplus(x, out):
+    return np.logaddexp(0, x, out=out)
+
+
+def _softmax(x, out):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return np.divide(e, e.sum(axis=-1, keepdims=True), out=e)
+
+
+def _log_softmax(x, out):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+_NUMPY_ACTIVATIONS = {
+    "linear": lambda x, out: x,
+    "relu": _relu,
+    "relu6": lambda x, out: np.clip(x, 0, 6, out=out),
+    "leaky_relu": lambda x, out: np.maximum(x, _LEAKY_SLOPE * x, out=out),
+    "elu": _elu,
+    "selu": lambda x, out: (
+        _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))
+    ),
+    "celu": lambda x, out: np.maximum(x, 0) + np.expm1(np.minimum(x, 0)),
+    "sigmoid": _sigmoid,
+    "hard_sigmoid": _hard_sigmoid,
+    "log_sigmoid": lambda x, out: -np.logaddexp(0, -x),
+    "sparse_sigmoid": lambda x, out: np.clip(0.5 * (x + 1), 0, 1),
+    "tanh": lambda x, out: np.tanh(x, out=out),
+    "hard_tanh": lambda x, out: np.clip(x, -1, 1, out=out),
+    "tanh_shrink": lambda x, out: x - np.tanh(x),
+    "softplus": _softplus,
+    "softsign": lambda x, out: x / (1 + np.abs(x)),
+    "silu": lambda x, out: x * special.expit(x),
+    "hard_silu": lambda x, out: x * _hard_sigmoid(x, None),
+    # keras.activations.gelu is the exact one (approximate=False), as TF's:
+    # 0.5 x erfc(-x / sqrt(2)).
+    "gelu": lambda x, out: 0.5 * x * special.erfc(-x * 0.7071067811865476),
+    "mish": lambda x, out: x * np.tanh(np.logaddexp(0, x)),
+    "exponential": lambda x, out: np.exp(x, out=out),
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "squareplus": lambda x, out: (x + np.sqrt(np.square(x) + 4)) / 2,
+    "sparse_plus": lambda x, out: np.where(
+        x <= -1, 0, np.where(x < 1, 0.25 * np.square(x + 1), x)
+    ),
+    "soft_shrink": lambda x, out: np.where(
+        x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, 0)
+    ),
+    "hard_shrink": lambda x, out: np.where(np.abs(x) > 0.5, x, 0),
+}
+# (Keras function, NumPy twin), for those this Keras version has.
+_ACTIVATIONS = tuple(
+    (getattr(keras.activations, name), fn)
+    for name, fn in _NUMPY_ACTIVATIONS.items()
+    if hasattr(keras.activations, name)
+)
+_IDENTITY = {
+    getattr(keras.layers, name)
+    for name in (
+        "InputLayer",
+        "Identity",
+        "ActivityRegularization",
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+    )
+    if hasattr(keras.layers, name)
+}
+
+
+def _average(*xs):
+    return sum(xs[1:], xs[0]) / len(xs)
+
+
+_MERGES = {
+    keras.layers.Add: lambda *xs: sum(xs[1:], xs[0]),
+    keras.layers.Subtract: np.subtract,
+    keras.layers.Multiply: lambda *xs: math.prod(xs[1:], start=xs[0]),
+    keras.layers.Average: _average,
+    keras.layers.Maximum: lambda *xs: np.maximum.reduce(xs),
+    keras.layers.Minimum: lambda *xs: np.minimum.reduce(xs),
+    keras.layers.Concatenate: None,  # _Builder._concatenate
+}

@@ -133,10 +133,25 @@ def test_speed_quick_end_to_end(tmp_path):
     )
     assert result["wrapper_vs_keras"]["status"] in {"PASS", "MISS"}
     assert is_finite_number(result["wrapper_vs_keras"]["time_ratio"])
-    for call in ("skae_transform", "pca_transform", "keras_predict"):
+    for call in (
+        "skae_transform",
+        "skae_transform_keras_path",
+        "numpy_reference",
+        "pca_transform",
+        "keras_predict",
+    ):
         assert result["transform"][call]["latency_seconds"] > 0
+        assert is_finite_number(result["transform"][call]["rows_per_second"])
+    targets = result["transform_targets"]
+    assert targets["throughput_vs_numpy"]["target"] == 0.7
+    assert targets["latency_vs_pca"]["target"] == 1.5
+    for target in targets.values():
+        assert target["status"] in {"PASS", "MISS"}
+        assert is_finite_number(target["ratio"])
     speed_md = (out / "speed.md").read_text()
     assert "skae / plain Keras time" in speed_md and "| PCA `transform` |" in speed_md
+    assert "| NumPy reference forward pass |" in speed_md
+    assert "skae / NumPy reference throughput" in speed_md
 
 
 def test_speed_refuses_fewer_samples_than_a_batch(tmp_path):
