@@ -1,10 +1,7 @@
 """AutoencoderTransformer: a Keras autoencoder as a scikit-learn transformer.
 
-The class holds the scikit-learn surface: parameters, the methods, fitted
-attributes and tags. What fitting does lives in :mod:`skae._fit`, the checks
-and "auto" rules in :mod:`skae._params`, the input contract in
-:mod:`skae._input`, inference in :mod:`skae._inference` and the file format in
-:mod:`skae._serialization` (see the contributor guide's layout).
+The scikit-learn surface (parameters, methods, fitted attributes, tags); the
+rest lives in the modules of the contributor guide's layout.
 """
 
 import warnings
@@ -522,9 +519,8 @@ class AutoencoderTransformer(
             self, incremental=incremental, fitted=self if continuing else None
         )
         previous = _fit.Fitted.of(self) if continuing else None
-        before = None
+        before = None if previous else self._fitted_state()
         if previous is None:
-            before = self._fitted_state()
             self._reset()
         try:
             data = _input.read(self, X, plan, reset=previous is None)
@@ -542,8 +538,7 @@ class AutoencoderTransformer(
         except BaseException:
             if previous is None:
                 # Diverged, or interrupted before an epoch ended: nothing of this
-                # fit (n_features_in_, ...) may stay, and a refit leaves the
-                # previous fit as it was (its networks were not trained here).
+                # fit may stay; a refit leaves the previous one as it was.
                 self._reset()
                 vars(self).update(before)
             elif previous.trainer is None:
@@ -562,11 +557,8 @@ class AutoencoderTransformer(
     def _fitted_state(self):
         """The attributes :meth:`_reset` removes, by name."""
         private = ("_inference", *_fit.PRIVATE_ATTRIBUTES)
-        return {
-            name: value
-            for name, value in vars(self).items()
-            if (name.endswith("_") and not name.startswith("_")) or name in private
-        }
+        public = [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
+        return {k: v for k, v in vars(self).items() if k in private or k in public}
 
     def _reset(self):
         # A failed or interrupted refit must not leave attributes of two fits.
@@ -749,21 +741,15 @@ class AutoencoderTransformer(
         sklearn.exceptions.NotFittedError
             If the transformer is not fitted.
 
-        See Also
-        --------
-        skae.load : Read a saved transformer.
-
         Examples
         --------
         >>> import os, tempfile
         >>> import numpy as np
         >>> import skae
         >>> X = np.random.RandomState(0).rand(50, 4)
-        >>> ae = skae.AutoencoderTransformer(hidden_layer_sizes=(8,), epochs=2,
-        ...                                  random_state=0).fit(X)
+        >>> ae = skae.AutoencoderTransformer(epochs=2, random_state=0).fit(X)
         >>> with tempfile.TemporaryDirectory() as tmp:
-        ...     path = ae.save(os.path.join(tmp, "ae.skae"))
-        ...     loaded = skae.load(path)
+        ...     loaded = skae.load(ae.save(os.path.join(tmp, "ae.skae")))
         >>> np.array_equal(loaded.transform(X), ae.transform(X))
         True
         """
