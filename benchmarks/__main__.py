@@ -102,6 +102,12 @@ def parse_args(argv=None):
         help="include UMAP in a --quick run too (left out by default there: "
         "compiling its numba code alone takes about half a minute)",
     )
+    parser.add_argument(
+        "--parametric-umap",
+        action="store_true",
+        help="add umap-learn's ParametricUMAP, with and without its decoder, at "
+        "2-D (off by default: on 2 cores it adds about half an hour)",
+    )
     _env.add_verbose_flag(parser)
     args = parser.parse_args(argv)
 
@@ -199,6 +205,17 @@ def _protocol(config):
             )
     if config["umap"] is not True:
         lines.append(f"UMAP left out: {config['umap']}.")
+    parametric = config.get("parametric_umap", "not requested")
+    if parametric is True:
+        lines.append(
+            "ParametricUMAP (umap-learn) at 2-D with its defaults, without and "
+            "with its decoder (parametric_reconstruction=True, "
+            "autoencoder_loss=True), on the input scaled into [0, 1] by the "
+            "training rows' range; its decoder's logits go through a sigmoid "
+            "back to the input's units (benchmarks/_peers.py)."
+        )
+    else:
+        lines.append(f"ParametricUMAP left out: {parametric}.")
     return lines
 
 
@@ -207,7 +224,7 @@ def main(argv=None):
     start = time.perf_counter()
     print("python -m benchmarks: importing TensorFlow ...", file=sys.stderr, flush=True)
     # Heavy imports after argument parsing, so that --help is instant.
-    from . import _data, _env, _plots, _report, _suite
+    from . import _data, _env, _peers, _plots, _report, _suite
 
     # Load everything first, so that a missing dataset fails before any fit.
     datasets, infos = [], {}
@@ -253,6 +270,12 @@ def main(argv=None):
         umap_status = True if ok else f"{detail}; install skae[benchmarks]"
         if ok:
             methods.append("umap")
+    parametric_status = "not requested (--parametric-umap adds it)"
+    if args.parametric_umap:
+        ok, detail = _peers.parametric_umap_available()
+        parametric_status = True if ok else f"{detail}; install skae[benchmarks]"
+        if ok:
+            methods.extend(_peers.PEERS)
 
     seeds = list(range(args.seeds))
     total = len(seeds) * sum(
@@ -285,6 +308,7 @@ def main(argv=None):
         "structured": _suite.STRUCTURED,
         "structured_pca": _suite.STRUCTURED_PCA,
         "umap": umap_status,
+        "parametric_umap": parametric_status,
         "data_home": None if args.data_home is None else str(args.data_home),
     }
     results = {

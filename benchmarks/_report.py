@@ -35,6 +35,8 @@ METHOD_LABELS = {
     "structured": "Structured AE (skae)",
     "pca": "PCA",
     "umap": "UMAP",
+    "parametric_umap": "ParametricUMAP",
+    "parametric_umap_ae": "ParametricUMAP + decoder",
 }
 NOT_AVAILABLE = "n/a"
 

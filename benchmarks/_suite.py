@@ -10,6 +10,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
 
+from benchmarks._peers import PEERS, ParametricUMAPPeer
 from skae import AutoencoderTransformer
 from skae.metrics import embedding_report
 
@@ -17,7 +18,7 @@ from skae.metrics import embedding_report
 # warns about "retracing", which is expected here and would bury the progress.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
-METHODS = ("autoencoder", "structured", "pca", "umap")
+METHODS = ("autoencoder", "structured", "pca", "umap", *PEERS)
 # The structured autoencoder's settings (issue 8): the structure term at weight
 # 1, 512 edges a step (InfoNCE compares each with the batch's others) and a
 # learning rate for that batch size, decayed over the epochs by fit; a deeper
@@ -42,12 +43,14 @@ STRUCTURED_PCA = 100
 
 
 def runs_method(method, n_components, code_sizes):
-    """Whether ``method`` runs at this code size: the structure term only at 2-D.
+    """Whether ``method`` runs at this code size: the structure term and
+    ParametricUMAP only at 2-D.
 
-    It is for looking at data, and its targets are 2-D; at the larger codes
-    the plain autoencoder is the one compared with PCA.
+    They are for looking at data, and their targets are 2-D; at the larger
+    codes the plain autoencoder is the one compared with PCA.
     """
-    return method != "structured" or n_components == min(code_sizes)
+    at_2d_only = method == "structured" or method in PEERS
+    return not at_2d_only or n_components == min(code_sizes)
 
 
 # Fixed so that every method is scored on the same trustworthiness subsample
@@ -87,6 +90,14 @@ def make_estimator(method, n_components, seed, *, epochs=None, n_features=None):
         import umap
 
         return umap.UMAP(n_components=n_components, random_state=seed)
+    if method in PEERS:
+        # A quick run (epochs given) makes UMAP's edge epochs few too.
+        return ParametricUMAPPeer(
+            n_components,
+            decoder=method == "parametric_umap_ae",
+            random_state=seed,
+            n_epochs=None if epochs is None else 5 * epochs,
+        )
     raise ValueError(f"Expected one of {METHODS}. Received: {method!r}")
 
 
@@ -159,7 +170,9 @@ def run_one(method, data, n_components, seed, *, epochs=None):
         # UMAP's inverse_transform is a slow, approximate interpolation, not a
         # decoder; its reconstruction error is not reported.
         X_reconstructed = (
-            None if method == "umap" else estimator.inverse_transform(Z_test)
+            None
+            if method in ("umap", "parametric_umap")
+            else estimator.inverse_transform(Z_test)
         )
 
     # Metrics are not timed: one thread each avoids the BLAS/OpenMP
@@ -247,7 +260,7 @@ def warm_up(methods, data, progress=None):
                 warnings.simplefilter("ignore")
                 estimator.fit(X)
                 Z = estimator.transform(X[:50])
-                if method != "umap":
+                if method not in ("umap", "parametric_umap"):
                     estimator.inverse_transform(Z)
 
 

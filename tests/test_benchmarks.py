@@ -299,6 +299,53 @@ def test_quick_with_umap(tmp_path):
     assert "| UMAP |" in (out / "report.md").read_text()
 
 
+def test_parametric_umap_peer_reconstructs_in_the_input_units():
+    from benchmarks._peers import ParametricUMAPPeer, parametric_umap_available
+
+    if not parametric_umap_available()[0]:
+        pytest.skip("umap.parametric_umap is not available")
+    rng = np.random.RandomState(0)
+    X = 5.0 + 11.0 * rng.rand(200, 6)  # a range far from [0, 1]
+    peer = ParametricUMAPPeer(2, decoder=True, random_state=0, n_epochs=5).fit(X)
+    Z = peer.transform(X)
+    assert Z.shape == (200, 2) and np.isfinite(Z).all()
+    X_rebuilt = peer.inverse_transform(Z)
+    assert X_rebuilt.shape == X.shape
+    # The sigmoid's range mapped back: inside the training rows' range.
+    assert X.min() <= X_rebuilt.min() and X_rebuilt.max() <= X.max()
+    with pytest.raises(ValueError, match="decoder=True"):
+        ParametricUMAPPeer(2, random_state=0, n_epochs=5).fit(X).inverse_transform(Z)
+
+
+@pytest.mark.slow
+def test_quick_with_parametric_umap(tmp_path):
+    from benchmarks._peers import parametric_umap_available
+
+    if not parametric_umap_available()[0]:
+        pytest.skip("umap.parametric_umap is not available")
+    out = tmp_path / "out"
+    run_module(
+        "benchmarks",
+        "--quick",
+        "--parametric-umap",
+        "--datasets",
+        "digits",
+        "--out",
+        str(out),
+    )
+    results = json.loads((out / "results.json").read_text())
+    cells = results["summary"]["digits"]
+    plain = cells["2"]["parametric_umap"]
+    with_decoder = cells["2"]["parametric_umap_ae"]
+    assert is_finite_number(plain["knn_accuracy"]["mean"])
+    assert plain["reconstruction_mse"] is None
+    assert is_finite_number(with_decoder["reconstruction_mse"]["mean"])
+    # 2-D only, as the structured autoencoder.
+    assert "parametric_umap" not in cells["8"]
+    report = (out / "report.md").read_text()
+    assert "| ParametricUMAP + decoder |" in report
+
+
 def test_default_run_skips_missing_mnist(tmp_path, no_mnist_anywhere):
     from benchmarks.__main__ import main
 
