@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 
@@ -15,3 +16,17 @@ def pytest_collection_modifyitems(items):
             and is_slow(params["estimator"], params["check"])
         ):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def memmap_of(tmp_path):
+    """Write an array to a .npy file and open it read-only, as a user's memmap."""
+
+    def memmap(X, dtype=np.float64):
+        path = tmp_path / "X.npy"
+        mm = np.lib.format.open_memmap(path, "w+", dtype, X.shape)
+        mm[:] = X
+        mm.flush()
+        return np.load(path, mmap_mode="r")
+
+    return memmap

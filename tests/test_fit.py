@@ -32,13 +32,6 @@ def X():
     return load_digits().data[:300]
 
 
-def _memmap(tmp_path, X, dtype=np.float64):
-    mm = np.lib.format.open_memmap(tmp_path / "X.npy", "w+", dtype, X.shape)
-    mm[:] = X
-    mm.flush()
-    return np.load(tmp_path / "X.npy", mmap_mode="r")
-
-
 class RecordingRows:
     """A sliceable array-like, as an h5py dataset, that records the slices read."""
 
@@ -198,10 +191,10 @@ def test_partial_fit_checks_feature_count(X):
 # -- streamed rows, a chunk at a time ---------------------------------------------
 
 
-def test_chunked_training_reads_chunks_and_reproduces(X, tmp_path, monkeypatch):
+def test_chunked_training_reads_chunks_and_reproduces(X, memmap_of, monkeypatch):
     # Chunks of 64 rows: batches are drawn within each chunk of random rows.
     monkeypatch.setattr(_streaming, "_BATCH_BYTES", 64 * 8 * 64)
-    mm = _memmap(tmp_path, X)
+    mm = memmap_of(X)
     assert _input.chunk_rows(mm) == 64
     # From a random start, so that the loss has a long way down.
     params = {**SMALL, "epochs": 30, "init": "random"}

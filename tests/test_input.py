@@ -49,13 +49,6 @@ def fitted(X):
         return small().fit(X)
 
 
-def _memmap(tmp_path, X, dtype=np.float64):
-    mm = np.lib.format.open_memmap(tmp_path / "X.npy", "w+", dtype, X.shape)
-    mm[:] = X
-    mm.flush()
-    return np.load(tmp_path / "X.npy", mmap_mode="r")
-
-
 # -- rows ----------------------------------------------------------------------
 
 
@@ -224,15 +217,13 @@ def test_conv_accepts_images_or_flat_rows(digits, shape, input_shape):
 
 
 @pytest.mark.parametrize("kind", ["memmap", "csr", "csc"])
-def test_streamed_fit_matches_in_memory_fit(kind, X, tmp_path):
+def test_streamed_fit_matches_in_memory_fit(kind, X, memmap_of):
     # A random start: PCA's axes of streamed rows come from IncrementalPCA,
     # equal to PCA's in memory only to round-off; code_l1 keeps the trained
     # networks rather than PCA's.
     params = {**SMALL, "init": "random", "code_l1": 1e-12}
     expected = AutoencoderTransformer(**params).fit(X)
-    data = (
-        _memmap(tmp_path, X) if kind == "memmap" else getattr(sp, f"{kind}_matrix")(X)
-    )
+    data = memmap_of(X) if kind == "memmap" else getattr(sp, f"{kind}_matrix")(X)
     ae = AutoencoderTransformer(**params).fit(data)
     # One chunk holds all 300 rows: the same batches, hence the same weights.
     assert ae.solution_ is expected.solution_ is None
@@ -315,30 +306,30 @@ def test_a_memmap_is_read_whole_and_fits_as_the_array(X, tmp_path):
 # -- row sets --------------------------------------------------------------------
 
 
-def _streamed(kind, X, tmp_path):
-    return _memmap(tmp_path, X) if kind == "memmap" else sp.csr_matrix(X)
+def _streamed(kind, X, memmap_of):
+    return memmap_of(X) if kind == "memmap" else sp.csr_matrix(X)
 
 
 @pytest.mark.parametrize("kind", ["memmap", "csr"])
-def test_row_set_holds_arrays_in_memory_and_streams_the_rest(X, tmp_path, kind):
+def test_row_set_holds_arrays_in_memory_and_streams_the_rest(X, memmap_of, kind):
     rows = np.arange(0, 300, 3)
     offset, scale = X.mean(axis=0), np.full(64, 5.0)
     in_memory = row_set(X, rows, offset, scale, (64,))
     assert isinstance(in_memory, ArrayRows) and in_memory.in_memory
     assert in_memory.X.dtype == np.float32 and in_memory.X.shape == (100, 64)
     np.testing.assert_allclose(in_memory.X, (X[rows] - offset) / scale, rtol=1e-6)
-    streamed = row_set(_streamed(kind, X, tmp_path), rows, offset, scale, (8, 8))
+    streamed = row_set(_streamed(kind, X, memmap_of), rows, offset, scale, (8, 8))
     assert isinstance(streamed, StreamedRows) and not streamed.in_memory
     assert streamed.n == in_memory.n == 100
     assert streamed.graph is None and in_memory.graph is None
 
 
 @pytest.mark.parametrize("kind", ["memmap", "csr"])
-def test_array_and_streamed_rows_hold_the_same_scaled_rows(X, tmp_path, kind):
+def test_array_and_streamed_rows_hold_the_same_scaled_rows(X, memmap_of, kind):
     rows = np.random.RandomState(0).permutation(300)[:111]
     offset, scale = X.mean(axis=0), X.std(axis=0) + 1.0
     in_memory = row_set(X, rows, offset, scale, (8, 8))
-    streamed = row_set(_streamed(kind, X, tmp_path), rows, offset, scale, (8, 8))
+    streamed = row_set(_streamed(kind, X, memmap_of), rows, offset, scale, (8, 8))
     positions = np.array([5, 0, 110, 5, 37])
     for got in (in_memory.read(positions), streamed.read(positions)):
         assert got.dtype == np.float32 and got.shape == (5, 8, 8)
@@ -356,10 +347,10 @@ def test_array_and_streamed_rows_hold_the_same_scaled_rows(X, tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", ["in-memory", "memmap", "csr"])
-def test_chunks_yield_every_row_once_in_the_given_order(X, tmp_path, kind):
+def test_chunks_yield_every_row_once_in_the_given_order(X, memmap_of, kind):
     rows = np.arange(1, 300, 2)
     offset, scale = np.zeros(64), np.ones(64)
-    data = X if kind == "in-memory" else _streamed(kind, X, tmp_path)
+    data = X if kind == "in-memory" else _streamed(kind, X, memmap_of)
     row_set_ = row_set(data, rows, offset, scale, (64,))
     order = np.random.RandomState(1).permutation(row_set_.n)
     trained, sizes = [], []

@@ -42,13 +42,6 @@ def X():
     return sklearn_load_digits().data[:300]
 
 
-def _memmap(tmp_path, X, dtype=np.float64):
-    mm = np.lib.format.open_memmap(tmp_path / "X.npy", "w+", dtype, X.shape)
-    mm[:] = X
-    mm.flush()
-    return np.load(tmp_path / "X.npy", mmap_mode="r")
-
-
 @pytest.fixture(scope="module")
 def scaled_digits():
     from skae.datasets import load_digits
@@ -208,13 +201,13 @@ def test_basis_summary(scaled_digits):
 
 @pytest.mark.parametrize("kind", ["memmap", "csr"])
 def test_basis_of_streamed_rows_is_that_of_rows_in_memory(
-    X, tmp_path, monkeypatch, kind
+    X, memmap_of, monkeypatch, kind
 ):
     # Chunks of about 64 rows: IncrementalPCA sees the rows five at a time.
     monkeypatch.setattr(_streaming, "_BATCH_BYTES", 64 * 8 * 64)
     offset, scale = fit_scaling(X, "center")
     rows = np.arange(300)
-    data = _memmap(tmp_path, X) if kind == "memmap" else sp.csr_matrix(X)
+    data = memmap_of(X) if kind == "memmap" else sp.csr_matrix(X)
     in_memory = basis_of_rows(row_set(X, rows, offset, scale, (64,)), 5, 0)
     streamed = basis_of_rows(row_set(data, rows, offset, scale, (8, 8)), 5, 0)
     assert set(streamed) == set(in_memory)
@@ -467,12 +460,12 @@ def test_pca_init_with_early_stopping_is_never_worse_than_pca_on_validation(X):
     assert errors["autoencoder"] == pytest.approx(errors["pca"], rel=1e-4)
 
 
-def test_pca_init_partial_fit_and_memmap(X, tmp_path):
+def test_pca_init_partial_fit_and_memmap(X, memmap_of):
     ae = AutoencoderTransformer(4, init="pca", hidden_layer_sizes=(8,), random_state=0)
     for chunk in np.array_split(X, 3):
         ae.partial_fit(chunk)
     assert ae.n_iter_ == 3 and np.isfinite(ae.transform(X)).all()
-    mm = AutoencoderTransformer(4, init="pca", **SMALL).fit(_memmap(tmp_path, X))
+    mm = AutoencoderTransformer(4, init="pca", **SMALL).fit(memmap_of(X))
     mem = AutoencoderTransformer(4, init="pca", **SMALL).fit(X)
     # IncrementalPCA on chunks and PCA in memory find the same axes.
     np.testing.assert_allclose(
