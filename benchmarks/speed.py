@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import _env
+
 # Quick mode is a smoke test of this script, not a measurement.
 QUICK = {
     "n_samples": 1024,
@@ -107,6 +109,7 @@ def parse_args(argv=None):
         metavar="DIR",
         help="output directory (default: benchmark-results/)",
     )
+    _env.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for name in ("n_samples", "epochs", "repeats"):
@@ -395,7 +398,8 @@ def load_data(args):
             bunch = None
         if bunch is not None and len(bunch.data) >= n_wanted:
             X = bunch.data[:n_wanted].astype(np.float32) / np.float32(255)
-            return X, f"MNIST {bunch.variant} (first {n_wanted} rows of {bunch.source})"
+            source = _data.portable_source(bunch.source)
+            return X, f"MNIST {bunch.variant} (first {n_wanted} rows of {source})"
     rng = np.random.default_rng(0)
     X = rng.random((n_wanted, 784), dtype=np.float32)
     return X, f"uniform random float32 in [0, 1), {n_wanted} x 784"
@@ -494,7 +498,6 @@ def run(args, start):
     throughput_ratio = sk["rows_per_second"] / ref["rows_per_second"]
     latency_ratio = sk["latency_seconds"] / pc["latency_seconds"]
 
-    from . import _env
 
     try:
         from threadpoolctl import threadpool_info

@@ -75,6 +75,8 @@ exclude_patterns = [
     "_templates",
     # Included into the benchmark page rather than built as a page of its own.
     "benchmark-report/**",
+    # Included into the peers page (written from the benchmark's results.json).
+    "peers_figures.rst",
     # sphinx-gallery's execution-time table (generated, not linked).
     "sg_execution_times.rst",
 ]
