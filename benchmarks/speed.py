@@ -498,7 +498,6 @@ def run(args, start):
     throughput_ratio = sk["rows_per_second"] / ref["rows_per_second"]
     latency_ratio = sk["latency_seconds"] / pc["latency_seconds"]
 
-
     try:
         from threadpoolctl import threadpool_info
 
