@@ -74,12 +74,14 @@ def _skops():
     return skops.io
 
 
-def walk(obj):
+def walk(obj, leaf=lambda value: False):
     """Yield ``(path, value)`` for ``obj`` and everything reachable from it.
 
     Paths read as Python (``steps[1][1]``, ``.transformers_[0][1]``) so that an
     error can say where in the user's object a value sits. Each object is
-    visited once, through the first path found.
+    visited once, through the first path found; what ``leaf`` accepts is
+    yielded but not entered (a skae estimator: its Keras models are thousands
+    of objects, none of which skops will see).
     """
     seen = set()
     stack = [("", obj)]
@@ -90,7 +92,9 @@ def walk(obj):
         seen.add(id(value))
         yield path, value
         children = []
-        if isinstance(value, dict):
+        if leaf(value):
+            pass
+        elif isinstance(value, dict):
             children = [(f"{path}[{key!r}]", item) for key, item in value.items()]
         elif isinstance(value, (list, tuple)):
             children = [(f"{path}[{i}]", item) for i, item in enumerate(value)]
@@ -117,7 +121,7 @@ def split(obj, is_skae_estimator):
         )
     sio = _skops()
     estimators, memo = [], {}
-    for _, value in walk(obj):
+    for _, value in walk(obj, is_skae_estimator):
         if not is_skae_estimator(value):
             continue
         try:
@@ -135,7 +139,11 @@ def split(obj, is_skae_estimator):
     data = sio.dumps(slotted)
     untrusted = sorted(set(sio.get_untrusted_types(data=data)) - {_SLOT_TYPE})
     if untrusted:
-        where = {path for path, value in walk(obj) if _names(value) & set(untrusted)}
+        where = {
+            path
+            for path, value in walk(obj, is_skae_estimator)
+            if _names(value) & set(untrusted)
+        }
         where = sorted(f"estimator{path}" if path else "estimator" for path in where)
         raise TypeError(
             "Expected scikit-learn estimators, skae estimators and plain data, "

@@ -228,6 +228,12 @@ def test_walk_paths():
     cycle = []
     cycle.append(cycle)
     assert [p for p, _ in _composite.walk(cycle)] == [""]
+    # A leaf is yielded, not entered (a skae estimator's Keras models).
+    leaf = Counting()
+    leaf.inner = [1, 2]
+    assert [p for p, _ in _composite.walk([leaf])][:3] == ["", "[0]", "[0].inner"]
+    walked = _composite.walk([leaf], leaf=lambda v: isinstance(v, Counting))
+    assert [p for p, _ in walked] == ["", "[0]"]
 
 
 def test_composite_file_is_a_zip_with_the_estimator_file_inside(pipeline, tmp_path):
