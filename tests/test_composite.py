@@ -231,7 +231,7 @@ def test_walk_paths():
     # A leaf is yielded, not entered (a skae estimator's Keras models).
     leaf = Counting()
     leaf.inner = [1, 2]
-    assert [p for p, _ in _composite.walk([leaf])][:3] == ["", "[0]", "[0].inner"]
+    assert "[0].inner[1]" in [p for p, _ in _composite.walk([leaf])]
     walked = _composite.walk([leaf], leaf=lambda v: isinstance(v, Counting))
     assert [p for p, _ in walked] == ["", "[0]"]
 
