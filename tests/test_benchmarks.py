@@ -779,3 +779,28 @@ def test_scaling_copies_are_deformed_seeded_and_labelled():
     # Deformed, yet still nearest to the original whose label it carries.
     assert (distances[np.arange(30), originals] > 1.0).all()
     np.testing.assert_array_equal(distances.argmin(axis=1), originals)
+
+
+@pytest.mark.skipif(
+    not (SHARED_MNIST / "SHA256SUMS").exists(),
+    reason="no MNIST copy in ../shared/data/mnist",
+)
+def test_scaling_end_to_end_on_tiny_sizes(tmp_path):
+    from benchmarks import scaling
+
+    argv = ["--sizes", "300", "600", "--epochs", "1", "--no-umap"]
+    argv += ["--data-home", str(SHARED_MNIST), "--out", str(tmp_path)]
+    assert scaling.main(argv) == 0
+    result = json.loads((tmp_path / "scaling.json").read_text())
+    assert result["sizes"] == [300, 600] and result["epochs"] == 1
+    assert sorted({r["method"] for r in result["runs"]}) == [
+        "autoencoder",
+        "pca",
+        "structured",
+    ]
+    for run in result["runs"]:
+        assert run["fit_seconds"] > 0 and 0 <= run["knn_accuracy"] <= 1
+    for method in ("autoencoder", "structured", "pca"):
+        assert isinstance(result["summary"][method]["exponent"], float)
+    report = (tmp_path / "scaling.md").read_text()
+    assert "| 600 |" in report and "b = " in report and "epochs set to 1" in report
