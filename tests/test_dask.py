@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import AutoencoderTransformer, _dask, _devices
+from skae import AutoencoderTransformer, _dask
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -306,12 +306,3 @@ def test_fit_on_the_cluster_streams_blocks(client, streamed, digits):
     on_cluster = local.fit(Xd)  # The client is the default scheduler.
     assert_close(on_cluster.transform(digits), reference.transform(digits))
     assert pickle.loads(pickle.dumps(on_cluster)).n_iter_ == 2
-
-
-# -- devices -------------------------------------------------------------------
-
-
-def test_gpu_memory_grows_on_demand_by_default():
-    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] in ("true", "false")
-    # Not on a worker: nothing to size.
-    assert _devices.worker_threads() is None
