@@ -239,7 +239,6 @@ class DaskRows:
         for b in np.unique(blocks):
             mask = blocks == b
             out[mask] = self._compute(int(b))[rows[mask] - self._bounds[b]]
-        self._cache.clear()
         return self._scaled(out)
 
     def chunks(self, order, chunk_rows):

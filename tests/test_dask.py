@@ -163,6 +163,16 @@ def test_fit_reads_each_block_once_per_pass(streamed, digits, early_stopping):
     assert est.score(digits) == pytest.approx(reference.score(digits), rel=0.05)
 
 
+def test_reads_smaller_than_a_block_compute_it_once(streamed):
+    # The PCA start reads 1,337 rows of 784 features at a time: blocks of
+    # 1,500 rows are each read by two calls.
+    X = np.random.RandomState(0).rand(3000, 784).astype(np.float32)
+    Xd, counts = counting(X, (1500, 784))
+    AutoencoderTransformer(epochs=1, random_state=0).fit(Xd)
+    # Statistics, PCA start, one epoch, the comparison with PCA.
+    assert dict(counts) == {0: 4, 1: 4}
+
+
 def test_validation_rows_read_once_into_memory(digits):
     Xd, counts = counting(digits, (200, 64))
     AutoencoderTransformer(epochs=3, early_stopping=True, random_state=0).fit(Xd)
