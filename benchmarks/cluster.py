@@ -92,6 +92,14 @@ def _rss_mb():
     return fields
 
 
+def _worker_rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _worker_peak_mb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -188,6 +196,7 @@ def run_transform(args, results, client, est):
     del X
     # Each worker's start (TensorFlow, the estimator, compilation) first.
     est.transform(lazy_rows(4 * CHUNK, seed=9)).sum().compute()
+    baseline = client.run(_worker_rss_mb)
     start = time.perf_counter()
     # Reduced on the workers: only the sums come back.
     total = float(est.transform(Xd).sum().compute())
@@ -201,6 +210,9 @@ def run_transform(args, results, client, est):
         "slowdown": memory_rate / (args.transform_rows / cluster_s),
         "cluster_s": cluster_s,
         "worker_peak_rss_mb": max(peaks.values()),
+        # After importing skae (TensorFlow) and the warm-up transform.
+        "worker_rss_before_mb": max(baseline.values()),
+        "worker_growth_mb": max(peaks[w] - baseline[w] for w in peaks),
         "checksum": total,
     }
 
@@ -261,7 +273,7 @@ def main(argv=None):
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",
         memory_limit="3GiB",
     )
     with distributed.Client(cluster) as client:
@@ -325,6 +337,11 @@ the workers (generation included in the cluster's time), reduced there.
 | in memory, this process | {tr["memory_rows_per_s"]:,.0f} | |
 | 2-worker LocalCluster | {tr["cluster_rows_per_s"]:,.0f} | {rate_target} |
 | worker peak RSS | {peak:.0f} MB | < 1 GB: {hit(peak < 1024)} |
+| worker RSS after warm-up | {tr["worker_rss_before_mb"]:.0f} MB | |
+| worker peak growth | {tr["worker_growth_mb"]:.0f} MB | |
+
+A worker's RSS after importing skae (TensorFlow, Keras) is most of its peak:
+`python -c "import skae"` alone holds about 900 MB on this machine.
 
 ## GridSearchCV under `joblib.parallel_backend("dask")`
 

@@ -186,7 +186,7 @@ def gather(X, rows, offset, scale):
     which = np.searchsorted(bounds, rows, side="right") - 1
     out = np.empty((len(rows), int(np.prod(X.shape[1:]))), np.float32)
     needed = np.unique(which)
-    for b, block in computed(X, needed, np.float64):
+    for b, block in computed(X, needed, _streaming.float_dtype(X)):
         mask = which == b
         part = block[rows[mask] - bounds[b]]
         out[mask] = (part - offset) / scale
@@ -217,11 +217,17 @@ class DaskRows:
         self._bounds = boundaries(X)
         self._block = np.searchsorted(self._bounds, self.rows, side="right") - 1
         self._cache = {}
+        # Blocks are held in X's float dtype (float32 for float32 X: half
+        # the memory) and scaled in float64 a block at a time, as in memory.
+        self._dtype = _streaming.float_dtype(X)
 
-    def _scaled(self, part):
-        part = np.asarray(part, np.float64)
-        part = (part - self.offset) / self.scale
-        return part.astype(np.float32).reshape(len(part), *self.input_shape)
+    def _fill(self, n, blocks, owners, rows):
+        """Scaled float32 rows: row ``rows[i]`` of block ``owners[i]``."""
+        out = np.empty((n, self.X.shape[1]), np.float32)
+        for b, block in blocks.items():
+            mask = owners == b
+            out[mask] = (block[rows[mask] - self._bounds[b]] - self.offset) / self.scale
+        return out.reshape(n, *self.input_shape)
 
     def _compute(self, b):
         # Keeps the last two blocks: reads in order (the PCA start, the
@@ -229,17 +235,14 @@ class DaskRows:
         if b not in self._cache:
             if len(self._cache) >= 2:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[b] = compute_block(self.X, b, self._bounds, np.float64)
+            self._cache[b] = compute_block(self.X, b, self._bounds, self._dtype)
         return self._cache[b]
 
     def read(self, positions):
         positions = np.asarray(positions, dtype=np.intp)
-        rows, blocks = self.rows[positions], self._block[positions]
-        out = np.empty((len(positions), self.X.shape[1]), np.float64)
-        for b in np.unique(blocks):
-            mask = blocks == b
-            out[mask] = self._compute(int(b))[rows[mask] - self._bounds[b]]
-        return self._scaled(out)
+        rows, owners = self.rows[positions], self._block[positions]
+        blocks = {int(b): self._compute(int(b)) for b in np.unique(owners)}
+        return self._fill(len(positions), blocks, owners, rows)
 
     def chunks(self, order, chunk_rows):
         import tensorflow as tf
@@ -259,25 +262,25 @@ class DaskRows:
         if group:
             groups.append(group)
         flat = [b for g in groups for b in g]
-        blocks = computed(self.X, flat, np.float64, ahead=AHEAD * max(map(len, groups)))
+        ahead = AHEAD * max(map(len, groups))
+        blocks = computed(self.X, flat, self._dtype, ahead=ahead)
         for group in groups:
             data = {b: next(blocks)[1] for b in group}
             positions = order[np.isin(blocks_in_order, group)]
             rows, owners = self.rows[positions], self._block[positions]
-            part = np.empty((len(positions), self.X.shape[1]), np.float64)
-            for b in group:
-                mask = owners == b
-                part[mask] = data[b][rows[mask] - self._bounds[b]]
+            part = self._fill(len(positions), data, owners, rows)
             del data
-            yield tf.constant(self._scaled(part)), np.arange(len(positions))
+            yield tf.constant(part), np.arange(len(positions))
 
     def batches(self, size):
         # Block by block, then in slices of ``size`` rows.
         present = np.unique(self._block)
-        for b, block in computed(self.X, present, np.float64):
-            local = self.rows[self._block == b] - self._bounds[b]
-            for start in range(0, len(local), size):
-                yield self._scaled(block[local[start : start + size]])
+        for b, block in computed(self.X, present, self._dtype):
+            rows = self.rows[self._block == b]
+            for start in range(0, len(rows), size):
+                part = rows[start : start + size]
+                owners = np.full(len(part), b)
+                yield self._fill(len(part), {b: block}, owners, part)
 
 
 def row_set(X, rows, offset, scale, input_shape):
