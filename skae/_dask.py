@@ -335,7 +335,6 @@ def blockwise(estimator, method, X, *, names_checked=False):
             f"Expected X to be a Dask array or DataFrame for {method}. Received: X "
             f"of type {type(X).__name__}"
         )
-    import dask
     import dask.array as da
 
     if X.ndim < 2 or X.dtype.kind not in "biuf":
@@ -359,7 +358,7 @@ def blockwise(estimator, method, X, *, names_checked=False):
         # Here, once, rather than a warning from every block.
         _check_feature_names(estimator, X, reset=False)
     dtype = np.dtype(np.float64) if method == "score_samples" else _out_dtype(X)
-    model = dask.delayed(estimator, pure=True, traverse=False)
+    model = _shipped(estimator)
     letters = "abcdefgh"
     index_in = "i" + letters[: X.ndim - 1]
     index_out = "i" + "stuvwxyz"[: len(sample_shape)]
@@ -379,6 +378,32 @@ def blockwise(estimator, method, X, *, names_checked=False):
         dtype=dtype,
         meta=np.empty((0,) * len(index_out), dtype),
     )
+
+
+def _shipped(estimator):
+    """The estimator as one key of the graph: sent once to each worker.
+
+    With a ``dask.distributed`` client as the scheduler, it is scattered to
+    every worker now (a future the result holds: later computations reuse
+    it, and the graph stays small); otherwise it enters the graph as one
+    delayed value.
+    """
+    import dask
+
+    client = None
+    if "distributed" in sys.modules and dask.config.get("scheduler", None) in (
+        "dask.distributed",
+        "distributed",
+    ):
+        from distributed import default_client
+
+        try:
+            client = default_client()
+        except ValueError:
+            client = None
+    if client is None:
+        return dask.delayed(estimator, pure=True, traverse=False)
+    return client.scatter(estimator, broadcast=True, hash=True)
 
 
 def _out_dtype(X):
@@ -405,7 +430,6 @@ def _apply(block, estimator, method):
 
 
 def _frame_blockwise(estimator, method, X):
-    import dask
     import pandas as pd
     from sklearn.utils._set_output import _get_output_config
     from sklearn.utils.validation import _check_feature_names
@@ -418,7 +442,7 @@ def _frame_blockwise(estimator, method, X):
     if method != "inverse_transform":
         _check_feature_names(estimator, _empty_frame(X), reset=False)
     output = _get_output_config("transform", estimator)["dense"]
-    model = dask.delayed(estimator, pure=True, traverse=False)
+    model = _shipped(estimator)
     if method == "transform" and output == "pandas":
         columns = estimator.get_feature_names_out()
         dtype = _common_dtype(X)

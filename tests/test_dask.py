@@ -280,10 +280,18 @@ def _worker_threads():
 
 def test_cluster_transform_fit_and_threads(client, fitted, digits):
     Xd = da.from_array(digits, chunks=(300, 64))
-    # Blockwise on the workers, equal to the in-memory result.
-    assert_close(
-        client.compute(fitted.transform(Xd)).result(), fitted.transform(digits)
-    )
+    # Blockwise on the workers, equal to the in-memory result; the estimator
+    # scattered to the workers once, not sent in the graph.
+    Z = fitted.transform(Xd)
+    held = [
+        key
+        for keys in client.has_what().values()
+        for key in keys
+        if str(key).startswith("AutoencoderTransformer")
+    ]
+    assert len(held) == 2 and len(set(held)) == 1  # One copy on each worker.
+    assert_close(Z.compute(), fitted.transform(digits))
+    assert_close(fitted.score_samples(Xd).compute(), fitted.score_samples(digits))
     est = AutoencoderTransformer(epochs=2, random_state=0)
     fitted_remote = client.submit(lambda X: clone(est).fit(X), digits).result()
     assert fitted_remote.n_iter_ == 2
