@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _devices, _streaming
+from . import _devices, _pca_init, _streaming
 
 # Row sets of at most this many bytes (as float32) are read once into memory;
 # larger ones stay on the cluster and are read a block at a time. The
@@ -281,6 +281,45 @@ class DaskRows:
                 part = rows[start : start + size]
                 owners = np.full(len(part), b)
                 yield self._fill(len(part), {b: block}, owners, part)
+
+
+def basis_of_rows(rows, n_components, random_state=None):
+    """PCA's basis of a row set (:func:`skae._pca_init.basis_of_rows`).
+
+    For Dask rows of up to 1,000 features, exact and in one pass: the
+    eigenvectors of the covariance summed block by block in float64, the
+    solver (``covariance_eigh``) and sign convention of the in-memory path,
+    where the incremental PCA streamed rows otherwise get takes an SVD per
+    1,337 rows (77 s of a 92 s fit of 50,000 x 784 rows).
+    """
+    n_features = math.prod(getattr(rows, "input_shape", ()))
+    if not isinstance(rows, DaskRows) or n_features > 1000:
+        return _pca_init.basis_of_rows(rows, n_components, random_state)
+    n = rows.n
+    if n < 2:
+        raise ValueError(
+            "Expected at least 2 training samples to compute PCA's basis. "
+            f"Received: {n} sample(s)"
+        )
+    total, gram = np.zeros(n_features), np.zeros((n_features, n_features))
+    for xb in rows.batches(4096):
+        xb = xb.reshape(len(xb), -1).astype(np.float64)
+        total += xb.sum(axis=0)
+        gram += xb.T @ xb
+    mean = total / n
+    cov = (gram - n * np.outer(mean, mean)) / (n - 1)
+    values, vectors = np.linalg.eigh(cov)
+    values, axes = np.maximum(values[::-1], 0.0), vectors[:, ::-1].T
+    # scikit-learn's svd_flip(u_based_decision=False): each axis's largest
+    # entry positive.
+    largest = axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)]
+    axes *= np.where(largest < 0, -1.0, 1.0)[:, None]
+    n_components = min(n, n_features) if n_components is None else n_components
+    k = min(n_components, n, n_features)
+    variance = np.diag(cov).copy()
+    whole = float(np.sum(variance))
+    ratio = values[:k] / whole if whole > 0 else np.zeros(k)
+    return _pca_init._basis(axes[:k], mean, values[:k], ratio, variance, n_components)
 
 
 def row_set(X, rows, offset, scale, input_shape):

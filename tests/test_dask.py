@@ -153,8 +153,8 @@ def test_fit_reads_each_block_once_per_pass(streamed, digits, early_stopping):
     np.testing.assert_allclose(est.input_offset_, reference.input_offset_, rtol=1e-6)
     np.testing.assert_allclose(est.input_scale_, reference.input_scale_, rtol=1e-6)
     assert est.n_samples_seen_ == len(digits)
-    # The same validation rows and PCA (incremental on streamed rows: equal to
-    # within its rounding here).
+    # The same validation rows and PCA start (the covariance's eigenvectors,
+    # summed block by block).
     assert est.validation_errors_["pca"] == pytest.approx(
         reference.validation_errors_["pca"], rel=1e-5
     )
@@ -171,6 +171,25 @@ def test_reads_smaller_than_a_block_compute_it_once(streamed):
     AutoencoderTransformer(epochs=1, random_state=0).fit(Xd)
     # Statistics, PCA start, one epoch, the comparison with PCA.
     assert dict(counts) == {0: 4, 1: 4}
+
+
+@pytest.mark.parametrize("n_components", [3, None])
+def test_basis_of_dask_rows_is_the_in_memory_pca(digits, n_components):
+    from skae._pca_init import pca_basis
+
+    offset, scale = digits.mean(axis=0), np.float64(4.0)
+    rows = np.random.RandomState(0).permutation(len(digits))[:1500]
+    dask_rows = _dask.DaskRows(
+        da.from_array(digits, chunks=(400, 64)), rows, offset, scale, (64,)
+    )
+    Xs = (digits[np.sort(rows)] - offset) / scale
+    expected = pca_basis(Xs.astype(np.float32), n_components, random_state=0)
+    basis = _dask.basis_of_rows(dask_rows, n_components, 0)
+    k = 3 if n_components else 20  # Well-separated leading axes.
+    np.testing.assert_allclose(basis.components[:k], expected.components[:k], atol=1e-8)
+    for field in ("mean", "explained_variance", "feature_variance"):
+        np.testing.assert_allclose(basis[field], expected[field], rtol=1e-9, atol=1e-12)
+    assert basis.total_variance == pytest.approx(expected.total_variance, rel=1e-12)
 
 
 def test_validation_rows_read_once_into_memory(digits):
