@@ -225,8 +225,14 @@ class DaskRows:
         """Scaled float32 rows: row ``rows[i]`` of block ``owners[i]``."""
         out = np.empty((n, self.X.shape[1]), np.float32)
         for b, block in blocks.items():
-            mask = owners == b
-            out[mask] = (block[rows[mask] - self._bounds[b]] - self.offset) / self.scale
+            where = np.flatnonzero(owners == b)
+            # In slices: the float64 temporaries stay a few MB.
+            for start in range(0, len(where), 4096):
+                at = where[start : start + 4096]
+                part = block[rows[at] - self._bounds[b]].astype(np.float64)
+                part -= self.offset
+                part /= self.scale
+                out[at] = part
         return out.reshape(n, *self.input_shape)
 
     def _compute(self, b):
@@ -248,6 +254,7 @@ class DaskRows:
         import tensorflow as tf
 
         order = np.asarray(order)
+        self._cache.clear()
         blocks_in_order = self._block[order]
         _, first = np.unique(blocks_in_order, return_index=True)
         sequence = blocks_in_order[np.sort(first)]
@@ -268,12 +275,14 @@ class DaskRows:
             data = {b: next(blocks)[1] for b in group}
             positions = order[np.isin(blocks_in_order, group)]
             rows, owners = self.rows[positions], self._block[positions]
-            part = self._fill(len(positions), data, owners, rows)
+            # No reference kept to the array: the tensor is the chunk's copy.
+            tensor = tf.constant(self._fill(len(positions), data, owners, rows))
             del data
-            yield tf.constant(part), np.arange(len(positions))
+            yield tensor, np.arange(len(positions))
 
     def batches(self, size):
         # Block by block, then in slices of ``size`` rows.
+        self._cache.clear()
         present = np.unique(self._block)
         for b, block in computed(self.X, present, self._dtype):
             rows = self.rows[self._block == b]
