@@ -16,7 +16,7 @@ from sklearn.base import (
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from . import _fit, _input, _params, _serialization
+from . import _dask, _fit, _input, _params, _serialization
 from ._inference import Inference, score_samples
 from ._utils import user_stacklevel
 
@@ -797,4 +797,4 @@ class AutoencoderTransformer(
         return tags
 
 
-_serialization.register(AutoencoderTransformer)
+_serialization.register(_dask.install(AutoencoderTransformer))

@@ -24,10 +24,10 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from ._compat import frozen
+from ._dask import basis_of_rows
 from ._input import BATCH_ROWS, chunk_rows, row_set, scaling_stats
 from ._networks import Networks, build, fold_scaling
 from ._pca_init import (
-    basis_of_rows,
     build_pca_dense,
     pca_r2_curve,
     select_n_components,
