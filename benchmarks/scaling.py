@@ -30,7 +30,7 @@ from benchmarks._data import BenchmarkData, find_mnist, portable_source
 from benchmarks._suite import run_one, umap_available, warm_up
 
 SIZES = (5_000, 10_000, 20_000, 50_000, 100_000)
-QUICK_SIZES = (1_000, 2_000)
+QUICK_SIZES = (300, 600)
 N_HELD_OUT = 2_000
 # PCA shows how hard the rows are at each size, whatever the training.
 METHODS = ("autoencoder", "structured", "umap", "pca")
@@ -260,7 +260,9 @@ def parse_args(argv=None):
         prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"smoke run: sizes {QUICK_SIZES}, 1 epoch"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--epochs", type=int, default=None, help="override the epochs (smoke runs)"
@@ -272,6 +274,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes = list(QUICK_SIZES)
+        args.epochs = args.epochs or 1
     if sorted(set(args.sizes)) != args.sizes or min(args.sizes) < 100:
         parser.error(
             f"Expected increasing sizes of at least 100. Received: {args.sizes}"
@@ -279,20 +282,21 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
+def main(argv=None, progress=None):
     args = parse_args(argv)
     start = time.perf_counter()
 
-    def progress(message):
+    def log(message):
         print(
             f"[{time.perf_counter() - start:7.1f}s] {message}",
             file=sys.stderr,
             flush=True,
         )
 
-    result = run(args, progress)
+    result = run(args, progress or log)
     text = render_markdown(result)
-    print(text)
+    if progress is None:
+        print(text)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "scaling.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -109,6 +109,12 @@ def parse_args(argv=None):
         metavar="DIR",
         help="output directory (default: benchmark-results/)",
     )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also run benchmarks.scaling (5k to 100k rows, about 30 min; "
+        "--quick: its tiny sizes) and add its table to the report",
+    )
     _env.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
@@ -775,7 +781,10 @@ def main(argv=None):
     with open(args.out / "speed.json", "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1, allow_nan=False)
         f.write("\n")
-    (args.out / "speed.md").write_text(render_markdown(result), encoding="utf-8")
+    text = render_markdown(result)
+    if args.scaling:
+        text += "\n" + _scaling(args, start)
+    (args.out / "speed.md").write_text(text, encoding="utf-8")
     verdict = result["wrapper_vs_keras"]
     _log(
         f"skae / plain Keras training time {verdict['time_ratio']:.3f} "
@@ -783,6 +792,16 @@ def main(argv=None):
         start,
     )
     return 0
+
+
+def _scaling(args, start):
+    """Run benchmarks.scaling into ``args.out``; its table, as a section."""
+    from . import scaling
+
+    argv = ["--out", str(args.out), *(["--quick"] if args.quick else [])]
+    scaling.main(argv, progress=lambda message: _log(message, start))
+    text = (args.out / "scaling.md").read_text(encoding="utf-8")
+    return text.replace("# skae scaling:", "## Cost as work grows:", 1)
 
 
 if __name__ == "__main__":

@@ -804,3 +804,26 @@ def test_scaling_end_to_end_on_tiny_sizes(tmp_path):
         assert isinstance(result["summary"][method]["exponent"], float)
     report = (tmp_path / "scaling.md").read_text()
     assert "| 600 |" in report and "b = " in report and "epochs set to 1" in report
+
+
+def test_speed_scaling_adds_the_scaling_table_as_a_section(tmp_path, monkeypatch):
+    import argparse
+
+    from benchmarks import scaling, speed
+
+    calls = []
+
+    def fake_main(argv, progress):
+        calls.append(argv)
+        progress("a line")
+        (tmp_path / "scaling.md").write_text("# skae scaling: fit time\n\n| rows |\n")
+        return 0
+
+    monkeypatch.setattr(scaling, "main", fake_main)
+    args = argparse.Namespace(out=tmp_path, quick=True)
+    section = speed._scaling(args, 0.0)
+    assert calls == [["--out", str(tmp_path), "--quick"]]
+    assert (
+        section.startswith("## Cost as work grows: fit time") and "| rows |" in section
+    )
+    assert speed.parse_args(["--scaling"]).scaling
