@@ -18,9 +18,9 @@ the graph comes from pynndescent's NN-descent instead, when it is installed
 
 import importlib.util
 
+import keras
 import numpy as np
 import scipy.sparse as sp
-import tensorflow as tf
 from sklearn.neighbors import NearestNeighbors
 
 # Rows queried at a time: the distances of one batch to all rows, never n x n.
@@ -60,21 +60,22 @@ class Graph:
 def neighbour_graph(X, n_neighbors, random_state=None):
     """UMAP's fuzzy union graph of the rows of ``X`` (2-D, in memory).
 
-    The nearest-neighbour search is scikit-learn's ``NearestNeighbors``,
-    queried ``_QUERY_ROWS`` rows at a time; for more than ``_EXACT_MAX_ROWS``
-    rows it is pynndescent's approximate ``NNDescent`` where that is installed,
-    seeded with ``random_state`` (an int). Returns None when X has fewer than
-    two rows: there is no neighbour to preserve.
+        The nearest-neighbour search is scikit-learn's ``NearestNeighbors``,
+        queried ``_QUERY_ROWS`` rows at a time; for more than ``_EXACT_MAX_ROWS``
+        rows it is pynndescent's approximate ``NNDescent`` where that is installed,
+        seeded with ``random_state`` (an int). Returns None when X has fewer than
+        two rows: there is no neighbour to preserve.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
-    >>> graph = neighbour_graph(X, n_neighbors=2)
-    >>> graph.neighbours[0].tolist(), graph.neighbours[3].tolist()
-    ([1, 2], [4, 5])
-    >>> sorted(set(zip(graph.heads.tolist(), graph.tails.tolist())))[:3]
-    [(0, 1), (0, 2), (1, 0)]
+        Examples
+        --------
+        >>> import keras
+    import numpy as np
+        >>> X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
+        >>> graph = neighbour_graph(X, n_neighbors=2)
+        >>> graph.neighbours[0].tolist(), graph.neighbours[3].tolist()
+        ([1, 2], [4, 5])
+        >>> sorted(set(zip(graph.heads.tolist(), graph.tails.tolist())))[:3]
+        [(0, 1), (0, 2), (1, 0)]
     """
     n = X.shape[0]
     if n < 2:
@@ -173,9 +174,10 @@ def contrastive_loss(z_heads, z_tails, exaggeration=1.0):
     t-SNE's and (for its default spread) close to UMAP's. ``exaggeration``
     multiplies the attraction of the pairs, as t-SNE's exaggeration does.
     """
-    sq = tf.reduce_sum(tf.square(z_heads[:, None, :] - z_tails[None, :, :]), axis=-1)
-    log_q = -tf.math.log1p(sq)
-    positive = exaggeration * tf.linalg.diag_part(log_q)
-    rows = tf.reduce_logsumexp(log_q, axis=1) - positive
-    cols = tf.reduce_logsumexp(log_q, axis=0) - positive
-    return tf.reduce_mean(rows + cols) / 2
+    ops = keras.ops
+    sq = ops.sum(ops.square(z_heads[:, None, :] - z_tails[None, :, :]), axis=-1)
+    log_q = -ops.log1p(sq)
+    positive = exaggeration * ops.diagonal(log_q)
+    rows = ops.logsumexp(log_q, axis=1) - positive
+    cols = ops.logsumexp(log_q, axis=0) - positive
+    return ops.mean(rows + cols) / 2
