@@ -272,6 +272,12 @@ def float64_copy(model):
         config["dtype"] = "float64"
         return layer.__class__.from_config(config)
 
+    if _backend.name() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            # Float64 variables would be float32 (with a warning per layer).
+            return None
     try:
         # Unseeded initializers of user layers draw from Python's random:
         # transform must leave the caller's stream as it was (the weights are
