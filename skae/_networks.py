@@ -14,7 +14,6 @@ from numbers import Integral
 import keras
 import numpy as np
 
-from . import _backend
 from ._compat import seeded_python_random
 from ._pca_init import build_pca_dense
 from .architectures import (
@@ -45,7 +44,6 @@ def build(plan, input_shape, n_components, *, seed, basis=None):
     ``n_components`` axes. User networks come first: a user encoder sets the
     code width the built-in decoder is made for.
     """
-    _backend.check_unchanged()
     # Keras takes Python numbers only (here and code_l1 below), while
     # GridSearchCV over np.arange or np.logspace hands out NumPy ones.
     if isinstance(n_components, Integral):

@@ -129,7 +129,6 @@ class Trainer:
     """
 
     def __init__(self, encoder, decoder, options, *, batch_size, seed):
-        _backend.check_unchanged()
         self.options = options
         noisy, masking = options.noise > 0, options.masking
         structure_weight = options.structure_weight
