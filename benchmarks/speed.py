@@ -109,6 +109,11 @@ def parse_args(argv=None):
         metavar="DIR",
         help="output directory (default: benchmark-results/)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="measure this Keras backend with benchmarks.backends instead",
+    )
     _env.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
@@ -768,6 +773,11 @@ def render_markdown(result):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.backend:
+        from . import backends
+
+        more = ["--quick"] if args.quick else []
+        return backends.main(["--backend", args.backend, "--out", f"{args.out}", *more])
     start = time.perf_counter()
     _log("importing TensorFlow ...", start)
     result = run(args, start)

@@ -154,7 +154,7 @@ def test_files_of_earlier_versions_load_and_give_the_same_arrays(name, kind):
     # x64 and PyTorch (whose Keras matmul returns float32) run the Keras path
     # at float32 round-off.
     exact = keras.backend.backend() == "tensorflow"
-    tol = {} if exact else {"rtol": 1e-5, "atol": 1e-6}
+    tol = {} if exact else {"rtol": 1e-5, "atol": 1e-5}
     same = np.testing.assert_array_equal if exact else np.testing.assert_allclose
     with skae.inference_path("keras"):
         codes = ae.transform(data)
