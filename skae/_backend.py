@@ -11,6 +11,8 @@ import importlib.util
 import os
 import sys
 
+import numpy as np
+
 SUPPORTED = ("tensorflow", "jax", "torch")
 # What provides each backend, and the extra that installs it.
 _PROVIDERS = {"tensorflow": "tensorflow", "jax": "jaxlib", "torch": "torch"}
@@ -89,15 +91,12 @@ def check_unchanged():
 
 
 def seed_pair(seed, step):
-    """A stateless seed: two int32 values, as a tensor of the backend."""
+    """A stateless seed for JAX or PyTorch (TensorFlow's epochs make their own)."""
     if _selected == "torch":
         # Eager: torch draws from a generator seeded with a Python int.
         return (int(seed), int(step))
-    import keras
-
-    return keras.ops.stack(
-        [keras.ops.cast(seed, "int32"), keras.ops.cast(step, "int32")]
-    )
+    # JAX: two int32 words, made a raw key inside the jitted step.
+    return np.array([seed, step], dtype=np.int32)
 
 
 def _offset(seed, k):

@@ -161,7 +161,6 @@ class Trainer:
                 value += _backend.add_n(autoencoder.losses)
             return value
 
-        self._step_loss = step_loss
         if _backend.name() != "tensorflow":
             self._step = _steps.Step(
                 autoencoder,

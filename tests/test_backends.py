@@ -25,6 +25,8 @@ from skae import _backend
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = keras.backend.backend()
+# Short fits stop before converging, on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 INSTALLED = [
     name
     for name in _backend.SUPPORTED
