@@ -60,22 +60,21 @@ class Graph:
 def neighbour_graph(X, n_neighbors, random_state=None):
     """UMAP's fuzzy union graph of the rows of ``X`` (2-D, in memory).
 
-        The nearest-neighbour search is scikit-learn's ``NearestNeighbors``,
-        queried ``_QUERY_ROWS`` rows at a time; for more than ``_EXACT_MAX_ROWS``
-        rows it is pynndescent's approximate ``NNDescent`` where that is installed,
-        seeded with ``random_state`` (an int). Returns None when X has fewer than
-        two rows: there is no neighbour to preserve.
+    The nearest-neighbour search is scikit-learn's ``NearestNeighbors``,
+    queried ``_QUERY_ROWS`` rows at a time; for more than ``_EXACT_MAX_ROWS``
+    rows it is pynndescent's approximate ``NNDescent`` where that is installed,
+    seeded with ``random_state`` (an int). Returns None when X has fewer than
+    two rows: there is no neighbour to preserve.
 
-        Examples
-        --------
-        >>> import keras
-    import numpy as np
-        >>> X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
-        >>> graph = neighbour_graph(X, n_neighbors=2)
-        >>> graph.neighbours[0].tolist(), graph.neighbours[3].tolist()
-        ([1, 2], [4, 5])
-        >>> sorted(set(zip(graph.heads.tolist(), graph.tails.tolist())))[:3]
-        [(0, 1), (0, 2), (1, 0)]
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
+    >>> graph = neighbour_graph(X, n_neighbors=2)
+    >>> graph.neighbours[0].tolist(), graph.neighbours[3].tolist()
+    ([1, 2], [4, 5])
+    >>> sorted(set(zip(graph.heads.tolist(), graph.tails.tolist())))[:3]
+    [(0, 1), (0, 2), (1, 0)]
     """
     n = X.shape[0]
     if n < 2:
