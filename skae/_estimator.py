@@ -16,7 +16,7 @@ from sklearn.base import (
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from . import _fit, _input, _params, _serialization
+from . import _dask, _fit, _input, _params, _serialization
 from ._inference import Inference, score_samples
 from ._utils import user_stacklevel
 
@@ -111,8 +111,8 @@ class AutoencoderTransformer(
         (``output_activation="auto"`` then means linear). "random":
         Glorot-uniform weights. "auto": "pca" where it applies, else
         "random". The start used is ``init_``. Whatever the start, ``fit``
-        ends by comparing the trained networks with PCA's solution (see
-        ``solution_``).
+        ends by comparing the trained networks with PCA's solution and with
+        PCA's codes decoded by a trained decoder (see ``solution_``).
 
     activation : str or None, default="relu"
         Activation of the hidden layers, any Keras activation name. None or
@@ -264,20 +264,21 @@ class AutoencoderTransformer(
         the same (``scaling="center"`` or "minmax") and the code is linear
         and the built-in encoder's, else 1. It puts the codes in the input's
         units, as PCA's scores are.
-    solution_ : {"autoencoder", "pca"} or None
-        Which candidate ``fit`` kept: the trained networks, or PCA's linear
-        networks of the same code size (fitted to all of X, as
-        ``PCA(n_components).fit(X)``, with ``hidden_layer_sizes_=()``) unless
-        the trained ones rebuild the validation rows better by more than two
-        standard errors of the rows' differences. So the fit never
-        reconstructs its validation rows worse than PCA. None where PCA is
-        not a candidate, where the networks could not start at PCA (see
-        ``init``) or the loss has a structure term or ``code_l1``, and after
-        ``partial_fit``.
+    solution_ : {"autoencoder", "pca_decoder", "pca"} or None
+        Which candidate ``fit`` kept; each, from the simplest, replaces the one
+        kept so far only if it rebuilds the validation rows better by over two
+        standard errors of the rows' differences. "pca", PCA's linear networks
+        of the same size (as ``PCA(n_components).fit(X)``, no hidden layers);
+        "pca_decoder", PCA's codes (the encoder stays PCA's projection, so
+        ``transform`` returns PCA's scores) with a decoder trained on them;
+        "autoencoder", the trained networks. So the fit never reconstructs its
+        validation rows worse than PCA. None where the networks could not
+        start at PCA (see ``init``), with a structure term or ``code_l1``,
+        and after ``partial_fit``.
     validation_errors_ : dict of str to float or None
-        The mean squared errors, in the scaled space, of both candidates on
-        the validation rows (the training rows when X has too few to hold any
-        out); None when ``solution_`` is.
+        The candidates' mean squared errors, in the scaled space, on the
+        validation rows (the training rows when X has too few to hold any out),
+        by name; None when ``solution_`` is.
     history_ : dict of str to list of float
         Per-epoch ``loss`` (and ``val_loss`` with early stopping); with
         ``structure_weight > 0`` the loss includes the structure term, and
@@ -796,4 +797,4 @@ class AutoencoderTransformer(
         return tags
 
 
-_serialization.register(AutoencoderTransformer)
+_serialization.register(_dask.install(AutoencoderTransformer))

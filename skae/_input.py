@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_feature_names, validate_data
 
-from . import _streaming
+from . import _dask, _devices, _streaming
 
 # Rows per call at inference and per pass of the scaling statistics: large
 # enough to amortise the call, small enough that a batch's copy stays a few
@@ -62,7 +62,12 @@ def read(estimator, X, plan, *, reset):
     refused.
     """
     structure_weight = plan.structure_weight
-    X, sample_shape = validate(estimator, X, reset=reset)
+    _devices.configure()
+    names = None
+    if _dask.is_collection(X):
+        # Never through validate_data, which would compute X whole.
+        X, names = _dask.as_fit_array(X)
+    X, sample_shape = validate(estimator, X, reset=reset, names=names)
     if structure_weight > 0 and _streaming.is_streamable(X):
         if sp.issparse(X):
             raise ValueError(
@@ -88,17 +93,19 @@ def accepts_images(params):
     return params.architecture == "conv" or params.input_shape is not None
 
 
-def validate(estimator, X, *, reset):
+def validate(estimator, X, *, reset, names=None):
     """``validate_data`` for rows or images: return ``(X_flat, sample_shape)``.
 
     Images are flattened first, so that ``n_features_in_`` counts values
     (784 for 28x28 images) and scaling works per value as for rows.
+    ``names``: an object whose ``columns`` are X's feature names, for input
+    that lost them on the way (a Dask DataFrame read as an array).
     """
     if not reset and _valid_fitted_rows(estimator, X):
         return X, (X.shape[1],)
     X = _streaming.dense_frame(X)
     if _streaming.is_streamable(X):
-        return _validate_streamed(estimator, X, reset=reset)
+        return _validate_streamed(estimator, X, reset=reset, names=names)
     kwargs = {"dtype": [np.float64, np.float32], "reset": reset}
     if reset:
         kwargs["ensure_min_samples"] = 2
@@ -158,7 +165,7 @@ def _valid_fitted_rows(estimator, X):
         return bool(np.isfinite(X.sum()))
 
 
-def _validate_streamed(estimator, X, *, reset):
+def _validate_streamed(estimator, X, *, reset, names=None):
     # validate_data would copy X whole (and densify nothing: it rejects
     # sparse input); X is checked from its shape and dtype here, and each
     # batch for finiteness as it is read.
@@ -167,7 +174,7 @@ def _validate_streamed(estimator, X, *, reset):
         n_features=None if reset else estimator.n_features_in_,
         ensure_min_samples=2 if reset else 1,
     )
-    _check_feature_names(estimator, X, reset=reset)
+    _check_feature_names(estimator, X if names is None else names, reset=reset)
     if reset:
         estimator.n_features_in_ = int(X.shape[1])
     return X, (int(X.shape[1]),)
@@ -217,6 +224,9 @@ def same_image_shape(received, expected):
 
 def row_batches(X):
     """``(start, dense batch)`` of X: slices in memory, reads when streamed."""
+    if _dask.is_array(X):
+        yield from _dask.row_batches(X)
+        return
     if _streaming.is_streamable(X):
         # Rows of ~8 MB: wide rows must not make a batch of 4096 huge.
         rows = min(BATCH_ROWS, max(1, _streaming.auto_batch_rows(X.shape[1]) // 4))
@@ -247,6 +257,9 @@ def chunk_rows(X):
 
 def row_set(X, rows, offset, scale, input_shape):
     """Training or validation rows: scaled in memory, or read a chunk at a time."""
+    if _dask.is_array(X):
+        rows = _dask.row_set(X, rows, offset, scale, input_shape)
+        return ArrayRows(rows) if isinstance(rows, np.ndarray) else rows
     if _streaming.is_streamable(X):
         return StreamedRows(X, rows, offset, scale, input_shape)
     Xs = ((X[rows] - offset) / scale).astype(np.float32)

@@ -242,13 +242,14 @@ def save(obj, path, *, overwrite=None):
     """Write a fitted, registered estimator, or a scikit-learn object holding
     them, to ``path``; see :func:`skae.persistence.save`."""
     classes = _estimator_classes()
-    if not _registered(obj) and isinstance(obj, tuple(classes.values())):
+    registered = _registered(obj)
+    if not registered and isinstance(obj, tuple(classes.values())):
         # A subclass is not its registered parent: load would build the parent.
         raise TypeError(
             f"Expected a skae estimator, one of {sorted(classes)}. "
             f"Received: estimator of type {type(obj).__qualname__}"
         )
-    if _registered(obj):
+    if registered:
         check_is_fitted(obj)
     path = fspath(path)
     if overwrite is not None and not isinstance(overwrite, (bool, np.bool_)):
@@ -262,7 +263,7 @@ def save(obj, path, *, overwrite=None):
     check_target(target, path, overwrite)
     # Serialised before the target's folder is touched: a model Keras cannot
     # save leaves nothing behind.
-    members = _members(obj) if _registered(obj) else _composite_members(obj)
+    members = _members(obj) if registered else _composite_members(obj)
 
     def write(fileobj):
         with zipfile.ZipFile(fileobj, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -404,16 +404,17 @@ def _sklearn_data_home():
     ).expanduser()
 
 
+def _data_homes(data_home):
+    """The data homes by precedence: ``data_home``, ``SKAE_DATA_HOME``, sklearn's."""
+    homes = [data_home, os.environ.get("SKAE_DATA_HOME")]
+    return [Path(home).expanduser() for home in homes if home] + [_sklearn_data_home()]
+
+
 def _mnist_search_path(data_home):
     """Directories to search for MNIST, in order, without duplicates."""
-    homes = [data_home, os.environ.get("SKAE_DATA_HOME")]
-    candidates = [
-        path
-        for home in homes
-        if home
-        for path in (Path(home).expanduser(), Path(home).expanduser() / "mnist")
-    ]
-    candidates += [_sklearn_data_home() / "mnist", *_keras_caches()]
+    *homes, sklearn_home = _data_homes(data_home)
+    candidates = [path for home in homes for path in (home, home / "mnist")]
+    candidates += [sklearn_home / "mnist", *_keras_caches()]
     directories = []
     for directory in candidates:
         if directory not in directories:
@@ -423,8 +424,7 @@ def _mnist_search_path(data_home):
 
 def _download_home(data_home):
     """Where a download goes: the data home's ``mnist`` folder."""
-    home = data_home or os.environ.get("SKAE_DATA_HOME") or _sklearn_data_home()
-    return Path(home).expanduser() / "mnist"
+    return _data_homes(data_home)[0] / "mnist"
 
 
 def _read_mnist(directories, data_home, download):

@@ -281,7 +281,7 @@ def _check_fitted_state(est, saved):
         _count(state, "n_samples_seen_", 0)
     for name, allowed in (
         ("init_", (None, "random", "pca")),
-        ("solution_", (None, "autoencoder", "pca")),
+        ("solution_", (None, "autoencoder", "pca", "pca_decoder")),
     ):
         if state.get(name) not in allowed:
             raise ValueError(f"{name}={state[name]!r} is not one of {allowed}")

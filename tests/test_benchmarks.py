@@ -757,3 +757,66 @@ def test_report_doctests():
 
     failures, tried = doctest.testmod(_report)
     assert tried > 0 and failures == 0
+
+
+def test_scaling_growth_exponent_and_crossover():
+    from benchmarks.scaling import crossover, growth_exponent
+
+    sizes = [1_000, 10_000, 100_000]
+    assert growth_exponent(sizes, [1.0, 10.0, 100.0]) == pytest.approx(1.0)
+    assert growth_exponent(sizes, [2.0, 200.0, 20_000.0]) == pytest.approx(2.0)
+    assert growth_exponent(sizes[:1], [1.0]) is None
+    # Ours grows linearly, theirs quadratically: equal at 10,000 rows.
+    ours, theirs = [10.0, 100.0, 1000.0], [1.0, 100.0, 10_000.0]
+    assert crossover(sizes, ours, theirs) == (10_000, "between 1,000 and 10,000 rows")
+    n, how = crossover(sizes, [10.0, 50.0, 100.0], [1.0, 100.0, 10_000.0])
+    assert 1_000 < n < 10_000 and how == "between 1,000 and 10,000 rows"
+    assert crossover(sizes, [1.0] * 3, [2.0] * 3) == (1_000, "from the smallest size")
+    assert crossover(sizes, [3.0] * 3, [2.0] * 3) == (None, "not in the measured range")
+
+
+def test_scaling_copies_are_deformed_seeded_and_labelled():
+    from benchmarks.scaling import deformed
+
+    images = np.zeros((3, 28, 28), np.float32)
+    images[0, 12:16, 4:24] = 1.0  # a horizontal bar
+    images[1, 4:24, 12:16] = 1.0  # a vertical bar
+    images[2, 6:22, 6:22] = 1.0  # a filled square
+    images[2, 9:19, 9:19] = 0.0
+    copies, originals = deformed(images, 30, np.random.default_rng(0))
+    again, originals_again = deformed(images, 30, np.random.default_rng(0))
+    np.testing.assert_array_equal(copies, again)
+    np.testing.assert_array_equal(originals, originals_again)
+    assert copies.shape == (30, 784) and copies.dtype == np.float32
+    assert copies.min() >= 0.0 and copies.max() <= 1.0
+    assert set(originals) == {0, 1, 2}
+    flat = images.reshape(3, -1)
+    distances = ((copies[:, None, :] - flat[None]) ** 2).sum(axis=2)
+    # Deformed, yet still nearest to the original whose label it carries.
+    assert (distances[np.arange(30), originals] > 1.0).all()
+    np.testing.assert_array_equal(distances.argmin(axis=1), originals)
+
+
+@pytest.mark.skipif(
+    not (SHARED_MNIST / "SHA256SUMS").exists(),
+    reason="no MNIST copy in ../shared/data/mnist",
+)
+def test_scaling_end_to_end_on_tiny_sizes(tmp_path):
+    from benchmarks import scaling
+
+    argv = ["--sizes", "300", "600", "--epochs", "1", "--no-umap"]
+    argv += ["--data-home", str(SHARED_MNIST), "--out", str(tmp_path)]
+    assert scaling.main(argv) == 0
+    result = json.loads((tmp_path / "scaling.json").read_text())
+    assert result["sizes"] == [300, 600] and result["epochs"] == 1
+    assert sorted({r["method"] for r in result["runs"]}) == [
+        "autoencoder",
+        "pca",
+        "structured",
+    ]
+    for run in result["runs"]:
+        assert run["fit_seconds"] > 0 and 0 <= run["knn_accuracy"] <= 1
+    for method in ("autoencoder", "structured", "pca"):
+        assert isinstance(result["summary"][method]["exponent"], float)
+    report = (tmp_path / "scaling.md").read_text()
+    assert "| 600 |" in report and "b = " in report and "epochs set to 1" in report
