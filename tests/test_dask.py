@@ -144,8 +144,11 @@ def test_fit_reads_each_block_once_per_pass(streamed, digits, early_stopping):
     est = AutoencoderTransformer(**kwargs).fit(Xd)
     # Passes: the scaling statistics, the PCA start, each epoch (plus, with
     # early stopping, the validation rows after each epoch and before the
-    # first), and the final comparison with PCA on the validation rows.
+    # first), a quarter of the epochs for the decoder on PCA's codes (the
+    # same), and the final comparison of the candidates on the validation
+    # rows.
     passes = 1 + 1 + 4 + (5 if early_stopping else 0) + 1
+    passes += 1 + (2 if early_stopping else 0)
     assert set(counts) == set(range(9))
     assert set(counts.values()) == {passes}
 
@@ -169,8 +172,9 @@ def test_reads_smaller_than_a_block_compute_it_once(streamed):
     X = np.random.RandomState(0).rand(3000, 784).astype(np.float32)
     Xd, counts = counting(X, (1500, 784))
     AutoencoderTransformer(epochs=1, random_state=0).fit(Xd)
-    # Statistics, PCA start, one epoch, the comparison with PCA.
-    assert dict(counts) == {0: 4, 1: 4}
+    # Statistics, PCA start, one epoch, one for the decoder on PCA's codes,
+    # the comparison of the candidates.
+    assert dict(counts) == {0: 5, 1: 5}
 
 
 @pytest.mark.parametrize("n_components", [3, None])
