@@ -255,6 +255,13 @@ def render_markdown(result):
     return "\n".join(lines) + "\n"
 
 
+def section(out, quick, progress):
+    """Run the benchmark into ``out``; its table as a section of another report."""
+    main(["--out", str(out), *(["--quick"] if quick else [])], progress=progress)
+    text = (out / "scaling.md").read_text(encoding="utf-8")
+    return text.replace("# skae scaling:", "## Cost as work grows:", 1)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0]

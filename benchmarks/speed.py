@@ -112,8 +112,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--scaling",
         action="store_true",
-        help="also run benchmarks.scaling (5k to 100k rows, about 30 min; "
-        "--quick: its tiny sizes) and add its table to the report",
+        help="also run benchmarks.scaling (about 30 min) into the report",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="measure this Keras backend with benchmarks.backends instead",
     )
     _env.add_verbose_flag(parser)
     args = parser.parse_args(argv)
@@ -774,6 +778,11 @@ def render_markdown(result):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.backend:
+        from . import backends
+
+        more = ["--quick"] if args.quick else []
+        return backends.main(["--backend", args.backend, "--out", f"{args.out}", *more])
     start = time.perf_counter()
     _log("importing TensorFlow ...", start)
     result = run(args, start)
@@ -783,7 +792,9 @@ def main(argv=None):
         f.write("\n")
     text = render_markdown(result)
     if args.scaling:
-        text += "\n" + _scaling(args, start)
+        from . import scaling
+
+        text += "\n" + scaling.section(args.out, args.quick, lambda m: _log(m, start))
     (args.out / "speed.md").write_text(text, encoding="utf-8")
     verdict = result["wrapper_vs_keras"]
     _log(
@@ -792,16 +803,6 @@ def main(argv=None):
         start,
     )
     return 0
-
-
-def _scaling(args, start):
-    """Run benchmarks.scaling into ``args.out``; its table, as a section."""
-    from . import scaling
-
-    argv = ["--out", str(args.out), *(["--quick"] if args.quick else [])]
-    scaling.main(argv, progress=lambda message: _log(message, start))
-    text = (args.out / "scaling.md").read_text(encoding="utf-8")
-    return text.replace("# skae scaling:", "## Cost as work grows:", 1)
 
 
 if __name__ == "__main__":

@@ -2,24 +2,19 @@
 
 import os
 
-# skae's training loop is written for TensorFlow; respect a user's explicit choice
-# only to fail clearly below.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # TensorFlow's C++ start-up chatter (CPU feature notes) is not the user's concern.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras
+from . import _backend
 
-if keras.backend.backend() != "tensorflow":
-    raise ImportError(
-        "Expected the Keras backend 'tensorflow'. "
-        f"Received: KERAS_BACKEND={keras.backend.backend()!r}"
-    )
+# TensorFlow unless KERAS_BACKEND (or an earlier import of Keras) chose JAX or
+# PyTorch; a clear ImportError for a backend skae cannot run on.
+_backend.select()
 
-from ._estimator import AutoencoderTransformer
-from ._inference import inference_path
-from ._version import __version__
-from .persistence import load, save
+from ._estimator import AutoencoderTransformer  # noqa: E402
+from ._inference import inference_path  # noqa: E402
+from ._version import __version__  # noqa: E402
+from .persistence import load, save  # noqa: E402
 
 __all__ = [
     "AutoencoderTransformer",

@@ -10,8 +10,12 @@ import logging
 import random
 
 import keras
-import tensorflow as tf
 from keras.src.random import seed_generator
+
+from . import _backend
+
+if _backend.name() == "tensorflow":
+    import tensorflow as tf
 
 # Names of skae's own traced functions (their ``__qualname__``), whose
 # retracing TensorFlow should not warn about: see ``_OwnRetracingFilter``.
@@ -35,11 +39,15 @@ class _OwnRetracingFilter(logging.Filter):
         )
 
 
-tf.get_logger().addFilter(_OwnRetracingFilter())
+if _backend.name() == "tensorflow":
+    tf.get_logger().addFilter(_OwnRetracingFilter())
 
 
 def function(fn, **kwargs):
-    """``tf.function(fn, **kwargs)``, without TensorFlow's retracing warnings."""
+    """``tf.function(fn, **kwargs)``, without TensorFlow's retracing warnings.
+
+    TensorFlow only: the other backends' steps are compiled in ``_steps``.
+    """
     _OWN_FUNCTIONS.add(fn.__qualname__)
     return tf.function(fn, **kwargs)
 
@@ -137,7 +145,7 @@ def sum_gradients_locally(optimizer):
     graph: every fit leaked ~4 MB (tensorflow #27492, #97697). With one replica
     the sum is the identity, so skipping it changes no result.
     """
-    if not tf.distribute.has_strategy():
+    if _backend.name() == "tensorflow" and not tf.distribute.has_strategy():
         optimizer._all_reduce_sum_gradients = list
 
 
@@ -156,3 +164,13 @@ def frozen(model):
     finally:
         for layer, trainable in flags:
             layer.trainable = trainable
+
+
+def run_model(model, x):
+    """``model(x)`` at inference, as a NumPy array (no autograd graph on torch)."""
+    if _backend.name() == "torch":
+        import torch
+
+        with torch.no_grad():
+            return keras.ops.convert_to_numpy(model(x, training=False))
+    return keras.ops.convert_to_numpy(model(x, training=False))

@@ -22,6 +22,7 @@ import math
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import keras
 import numpy as np
 
 from . import _devices, _pca_init, _streaming
@@ -251,8 +252,6 @@ class DaskRows:
         return self._fill(len(positions), blocks, owners, rows)
 
     def chunks(self, order, chunk_rows):
-        import tensorflow as tf
-
         order = np.asarray(order)
         self._cache.clear()
         blocks_in_order = self._block[order]
@@ -276,7 +275,9 @@ class DaskRows:
             positions = order[np.isin(blocks_in_order, group)]
             rows, owners = self.rows[positions], self._block[positions]
             # No reference kept to the array: the tensor is the chunk's copy.
-            tensor = tf.constant(self._fill(len(positions), data, owners, rows))
+            tensor = keras.ops.convert_to_tensor(
+                self._fill(len(positions), data, owners, rows)
+            )
             del data
             yield tensor, np.arange(len(positions))
 

@@ -19,6 +19,8 @@ them:
 import os
 import sys
 
+from . import _backend
+
 os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 _configured = False
@@ -38,6 +40,10 @@ def configure():
     if _configured:
         return None
     _configured = True
+    if _backend.name() != "tensorflow":
+        # JAX's and PyTorch's pools are theirs to size (XLA_FLAGS,
+        # torch.set_num_threads).
+        return None
     threads = worker_threads()
     if threads is None:
         return None
@@ -92,7 +98,11 @@ configure()
 
 
 def gpus():
-    """The GPUs TensorFlow sees (a list, empty on a machine without one)."""
+    """The GPUs the Keras backend sees (a list, empty on a machine without one)."""
+    if _backend.name() != "tensorflow":
+        import keras
+
+        return keras.distribution.list_devices("gpu")
     import tensorflow as tf
 
     return tf.config.list_physical_devices("GPU")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._compat import frozen
+from ._compat import frozen, run_model
 from ._dask import basis_of_rows
 from ._input import BATCH_ROWS, chunk_rows, row_set, scaling_stats
 from ._networks import Networks, build, fold_scaling
@@ -533,8 +533,7 @@ def _search(plan, run):
         encoder, decoder = trained[k].networks.encoder, trained[k].networks.decoder
         sse = 0.0
         for xb in run.val_rows.batches(BATCH_ROWS):
-            codes = encoder(xb, training=False)
-            rebuilt = np.asarray(decoder(codes, training=False), np.float64)
+            rebuilt = np.asarray(run_model(decoder, run_model(encoder, xb)), np.float64)
             sse += float(np.sum((xb.astype(np.float64) - rebuilt) ** 2))
         # Constant validation rows have nothing to explain: PCA's curve
         # counts them as fully explained too.
@@ -669,9 +668,7 @@ def _row_errors(candidates, rows, components, mean):
         for name, networks in candidates.items():
             if name == "pca":
                 continue
-            rebuilt = networks.decoder(
-                networks.encoder(xb, training=False), training=False
-            )
+            rebuilt = run_model(networks.decoder, run_model(networks.encoder, xb))
             rebuilt = np.asarray(rebuilt, np.float64).reshape(len(xb), -1)
             errors[name].append(np.sum((flat - rebuilt) ** 2, axis=1))
     return {name: np.concatenate(e) for name, e in errors.items()}

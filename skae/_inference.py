@@ -37,10 +37,9 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 from scipy import special
 
-from . import _compat
+from . import _backend, _compat
 from ._input import out_dtype, row_batches
 
 PATHS = ("auto", "numpy", "keras")
@@ -190,7 +189,7 @@ class Inference:
         return None
 
     def _run_keras(self, name, model, X, offset, scale, unscale):
-        fn, dtype = self._function(name, model)
+        fn, _ = self._function(name, model)
         in_shape = model.input_shape[1:]
         out = np.empty(
             (X.shape[0], math.prod(model.output_shape[1:])), dtype=out_dtype(X)
@@ -201,7 +200,7 @@ class Inference:
                 batch /= scale
             rows = len(batch)
             batch = batch.reshape(rows, *in_shape)
-            result = fn(tf.constant(batch, dtype=dtype)).numpy().reshape(rows, -1)
+            result = fn(batch).reshape(rows, -1)
             if unscale is not None:
                 result = result * unscale[1] + unscale[0]
             out[start : start + rows] = result
@@ -210,17 +209,41 @@ class Inference:
     def _function(self, name, model):
         cached = self._compiled.get(name)
         if cached is None or cached[3] is not model:
-            runner, dtype = float64_copy(model), tf.float64
+            runner, dtype = float64_copy(model), "float64"
             if runner is None:
-                runner, dtype = model, tf.float32
-            signature = [tf.TensorSpec([None, *model.input_shape[1:]], dtype)]
-
-            def forward(x):
-                return runner(x, training=False)
-
-            fn = _compat.function(forward, input_signature=signature, autograph=False)
+                # No float64 twin: a custom layer, or JAX without jax_enable_x64
+                # (float64 variables are float32 there).
+                runner, dtype = model, "float32"
+            fn = _forward(runner, model.input_shape[1:], dtype)
             cached = self._compiled[name] = (fn, dtype, runner, model)
         return cached[0], cached[1]
+
+
+def _forward(runner, in_shape, dtype):
+    """NumPy rows in, NumPy rows out, through ``runner`` on the backend."""
+    if _backend.name() == "tensorflow":
+        import tensorflow as tf
+
+        signature = [tf.TensorSpec([None, *in_shape], dtype)]
+
+        def forward(x):
+            return runner(x, training=False)
+
+        fn = _compat.function(forward, input_signature=signature, autograph=False)
+        return lambda batch: fn(tf.constant(batch, dtype=dtype)).numpy()
+    ops = keras.ops
+    if _backend.name() == "torch":
+        import torch
+
+        def run(batch):
+            with torch.no_grad():
+                out = runner(ops.convert_to_tensor(batch, dtype), training=False)
+            return ops.convert_to_numpy(out)
+
+        return run
+    return lambda batch: ops.convert_to_numpy(
+        runner(ops.convert_to_tensor(batch, dtype), training=False)
+    )
 
 
 def score_samples(inference, encoder, decoder, X, offset, scale):
@@ -249,6 +272,12 @@ def float64_copy(model):
         config["dtype"] = "float64"
         return layer.__class__.from_config(config)
 
+    if _backend.name() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            # Float64 variables would be float32 (with a warning per layer).
+            return None
     try:
         # Unseeded initializers of user layers draw from Python's random:
         # transform must leave the caller's stream as it was (the weights are

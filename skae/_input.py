@@ -19,9 +19,9 @@ import math
 from dataclasses import dataclass
 from numbers import Integral
 
+import keras
 import numpy as np
 import scipy.sparse as sp
-import tensorflow as tf
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_feature_names, validate_data
 
@@ -284,7 +284,7 @@ class ArrayRows:
 
     def tensor(self):
         if self._tensor is None:
-            self._tensor = tf.constant(self.X)
+            self._tensor = keras.ops.convert_to_tensor(self.X)
         return self._tensor
 
     def chunks(self, order, chunk_rows):
@@ -332,7 +332,7 @@ class StreamedRows:
             by_file = np.argsort(self.rows[positions], kind="stable")
             ranks = np.empty_like(by_file)
             ranks[by_file] = np.arange(len(by_file))
-            yield tf.constant(self.read(positions[by_file])), ranks
+            yield keras.ops.convert_to_tensor(self.read(positions[by_file])), ranks
 
     def batches(self, size):
         for start in range(0, self.n, size):

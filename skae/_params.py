@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
-from . import _compat
+from . import _backend, _compat
 from ._scaling import SCALINGS
 from ._training import LOSSES, TrainerOptions
 from ._utils import is_fraction, is_positive_int
@@ -177,6 +177,9 @@ def make_plan(estimator, *, incremental, fitted=None):
                 f"Expected {name} to be the name of a Keras activation, such "
                 f"as 'relu', or None. Received: {name}={value!r}"
             ) from exc
+    # Before the first Keras object: a backend switched since import (one
+    # process runs one) fails here, clearly, not deep inside Keras.
+    _backend.check_unchanged()
     try:
         _compat.new_optimizer(est.optimizer, est.learning_rate)
     except Exception as exc:

@@ -7,6 +7,7 @@ can never make skae import a module of its choosing.
 """
 
 import contextlib
+import importlib.metadata
 import io
 import json
 import math
@@ -23,11 +24,10 @@ import zlib
 import keras
 import numpy as np
 import sklearn
-import tensorflow as tf
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from . import _composite
+from . import _backend, _composite
 from ._compat import seeded_python_random
 from ._files import atomic_write, check_target, fspath
 from ._utils import user_stacklevel
@@ -285,7 +285,8 @@ def _versions():
     return {
         "skae": __version__,
         "keras": keras.__version__,
-        "tensorflow": tf.__version__,
+        "keras_backend": keras.backend.backend(),
+        _backend.name(): importlib.metadata.version(_backend.name()),
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),

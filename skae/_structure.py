@@ -18,9 +18,9 @@ the graph comes from pynndescent's NN-descent instead, when it is installed
 
 import importlib.util
 
+import keras
 import numpy as np
 import scipy.sparse as sp
-import tensorflow as tf
 from sklearn.neighbors import NearestNeighbors
 
 # Rows queried at a time: the distances of one batch to all rows, never n x n.
@@ -173,9 +173,10 @@ def contrastive_loss(z_heads, z_tails, exaggeration=1.0):
     t-SNE's and (for its default spread) close to UMAP's. ``exaggeration``
     multiplies the attraction of the pairs, as t-SNE's exaggeration does.
     """
-    sq = tf.reduce_sum(tf.square(z_heads[:, None, :] - z_tails[None, :, :]), axis=-1)
-    log_q = -tf.math.log1p(sq)
-    positive = exaggeration * tf.linalg.diag_part(log_q)
-    rows = tf.reduce_logsumexp(log_q, axis=1) - positive
-    cols = tf.reduce_logsumexp(log_q, axis=0) - positive
-    return tf.reduce_mean(rows + cols) / 2
+    ops = keras.ops
+    sq = ops.sum(ops.square(z_heads[:, None, :] - z_tails[None, :, :]), axis=-1)
+    log_q = -ops.log1p(sq)
+    positive = exaggeration * ops.diagonal(log_q)
+    rows = ops.logsumexp(log_q, axis=1) - positive
+    cols = ops.logsumexp(log_q, axis=0) - positive
+    return ops.mean(rows + cols) / 2

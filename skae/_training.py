@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
-from . import _compat
+from . import _backend, _compat, _steps
 from ._structure import EXAGGERATION, contrastive_loss
 from ._utils import user_stacklevel
 
@@ -48,10 +47,15 @@ class TrainingInterrupted(Exception):
         self.history = history
 
 
+if _backend.name() == "tensorflow":
+    import tensorflow as tf
+
+
 def _loss_fn(loss):
+    ops = keras.ops
     if loss == "mse":
-        return lambda y, p: tf.reduce_mean(tf.square(y - p))
-    return lambda y, p: tf.reduce_mean(keras.losses.binary_crossentropy(y, p))
+        return lambda y, p: ops.mean(ops.square(y - p))
+    return lambda y, p: ops.mean(keras.losses.binary_crossentropy(y, p))
 
 
 def _corrupt(x, noise, masking, seed, noisy, bank=None):
@@ -60,16 +64,17 @@ def _corrupt(x, noise, masking, seed, noisy, bank=None):
     # known when tracing, so a noiseless network draws no noise. With ``bank``
     # (standard normal rows) each row takes a random row of it instead of a
     # fresh draw.
+    ops = keras.ops
     if noisy and bank is not None:
-        picks = tf.random.stateless_uniform(
-            tf.shape(x)[:1], seed + 2, 0, tf.shape(bank)[0], dtype=tf.int32
+        picks = _backend.uniform(
+            ops.shape(x)[:1], seed, "int32", k=2, maxval=ops.shape(bank)[0]
         )
-        x = x + noise * tf.gather(bank, picks)
+        x = x + noise * ops.take(bank, picks, axis=0)
     elif noisy:
-        x = x + noise * tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype)
+        x = x + noise * _backend.normal(ops.shape(x), seed, x.dtype)
     if masking:
-        keep = tf.random.stateless_uniform(tf.shape(x), seed + 1) >= masking
-        x = x * tf.cast(keep, x.dtype)
+        keep = _backend.uniform(ops.shape(x), seed, k=1) >= masking
+        x = x * ops.cast(keep, x.dtype)
     return x
 
 
@@ -136,6 +141,7 @@ class Trainer:
         self.seed = seed
         self.structure_weight = structure_weight
         self.optimizer = optimizer
+        self._noisy = noisy
         # What callbacks reach as model.optimizer, as after model.compile:
         # LearningRateScheduler and ReduceLROnPlateau set its rate.
         self.autoencoder.optimizer = optimizer
@@ -152,8 +158,25 @@ class Trainer:
             out = autoencoder(x_in, training=training)
             value = loss_fn(xb, out)
             if autoencoder.losses:
-                value += tf.add_n(autoencoder.losses)
+                value += _backend.add_n(autoencoder.losses)
             return value
+
+        if _backend.name() != "tensorflow":
+            self._step = _steps.Step(
+                autoencoder,
+                optimizer,
+                lambda X, order, seed, noise: step_loss(
+                    keras.ops.take(X, order, axis=0), seed, noise, True
+                ),
+            )
+            self._eval_loss = _steps.evaluate(
+                lambda xb: step_loss(xb, None, 0.0, False)
+            )
+            if structure_weight > 0:
+                self._define_structured(
+                    encoder, decoder, loss_fn, optimizer, masking, noisy
+                )
+            return
 
         def run_epoch(X_chunk, order, step, noise):
             total, first = tf.constant(0.0), tf.constant(0.0)
@@ -195,22 +218,35 @@ class Trainer:
         variables = autoencoder.trainable_variables
         batch_size, weight = self.batch_size, float(self.structure_weight)
 
+        ops = keras.ops
+
         def structured_loss(X, rows, partners, t, seed, noise, training, bank=None):
-            xb = tf.gather(X, rows)
+            xb = ops.take(X, rows, axis=0)
             x_in = xb
             if training:
-                shape = tf.concat(
-                    [tf.shape(t), tf.ones([tf.rank(xb) - 1], tf.int32)], 0
-                )
-                x_in = xb + tf.reshape(t, shape) * (tf.gather(X, partners) - xb)
+                t = ops.reshape(t, (-1,) + (1,) * (len(xb.shape) - 1))
+                x_in = xb + t * (ops.take(X, partners, axis=0) - xb)
                 x_in = _corrupt(x_in, noise, masking, seed, noisy, bank)
             codes = encoder(x_in, training=training)
             value = loss_fn(xb, decoder(codes, training=training))
             if autoencoder.losses:
-                value += tf.add_n(autoencoder.losses)
+                value += _backend.add_n(autoencoder.losses)
             return value + weight * contrastive_loss(
                 codes[:batch_size], codes[batch_size:], EXAGGERATION
             )
+
+        if _backend.name() != "tensorflow":
+            self._structured_step = _steps.Step(
+                autoencoder,
+                optimizer,
+                lambda X, rows, partners, t, seed, noise, bank: structured_loss(
+                    X, rows, partners, t, seed, noise, True, bank
+                ),
+            )
+            self._eval_structured = _steps.evaluate(
+                lambda X, rows: structured_loss(X, rows, rows, rows, None, 0.0, False)
+            )
+            return
 
         def run_structured(X, rows, partners, t, step, noise):
             total, first = tf.constant(0.0), tf.constant(0.0)
@@ -290,6 +326,8 @@ class Trainer:
         """
         if self.structured(rows):
             return self._structured_epoch(rows, rng, first_step, noise, progress, xla)
+        if _backend.name() != "tensorflow":
+            return self._stepwise_epoch(rows, rng, chunk_rows, first_step, noise)
         batch_size = self.batch_size
         total, first, step = 0.0, None, first_step
         for X_chunk, order in rows.chunks(rng.permutation(rows.n), chunk_rows):
@@ -307,6 +345,29 @@ class Trainer:
             first = float(chunk_first) if first is None else first
             step += steps
         return total / (step - first_step), first
+
+    def _stepwise_epoch(self, rows, rng, chunk_rows, first_step, noise):
+        # JAX and PyTorch: the TensorFlow epoch's steps, one call each.
+        batch_size, values, step = self.batch_size, [], first_step
+        self._step.begin()
+        try:
+            for X_chunk, order in rows.chunks(rng.permutation(rows.n), chunk_rows):
+                steps = math.ceil(len(order) / batch_size)
+                order = np.resize(order, steps * batch_size).astype(np.int32)
+                for i in range(steps):
+                    values.append(
+                        self._step(
+                            X_chunk,
+                            order[i * batch_size : (i + 1) * batch_size],
+                            _backend.seed_pair(self.seed, step + i),
+                            noise,
+                        )
+                    )
+                step += steps
+        finally:
+            self._step.end()
+        values = [float(v) for v in values]
+        return sum(values) / len(values), values[0]
 
     def steps_per_epoch(self, rows, chunk_rows):
         """Gradient steps in one epoch over ``rows``."""
@@ -334,6 +395,10 @@ class Trainer:
             order, rng.randint(graph.neighbours.shape[1], size=len(order))
         ]
         t = rng.uniform(0.0, _MIX, size=len(order)).astype(np.float32)
+        if _backend.name() != "tensorflow":
+            return self._stepwise_structured(
+                rows.tensor(), order, partners, t, first_step, noise
+            )
         total, first = self._run_structured(
             rows.tensor(),
             tf.constant(order, tf.int32),
@@ -344,6 +409,29 @@ class Trainer:
             xla=xla,
         )
         return float(total) / steps, float(first)
+
+    def _stepwise_structured(self, X, order, partners, t, first_step, noise):
+        width = 2 * self.batch_size
+        bank = None
+        if self._noisy:
+            # As the TensorFlow epoch: one bank of noise rows per epoch.
+            shape = (max(X.shape[0], width), *X.shape[1:])
+            seed = _backend.seed_pair(self.seed, -1 - first_step)
+            bank = _backend.normal(shape, seed, X.dtype)
+        order, partners = order.astype(np.int32), partners.astype(np.int32)
+        step, values = self._structured_step, []
+        step.begin()
+        try:
+            for i in range(len(order) // width):
+                part = slice(i * width, (i + 1) * width)
+                seed = _backend.seed_pair(self.seed, first_step + i)
+                values.append(
+                    step(X, order[part], partners[part], t[part], seed, noise, bank)
+                )
+        finally:
+            step.end()
+        values = [float(v) for v in values]
+        return sum(values) / len(values), values[0]
 
     def loss(self, rows):
         """Mean loss over ``rows``, without corruption."""
@@ -356,12 +444,15 @@ class Trainer:
             X = rows.tensor()
             return float(
                 np.mean(
-                    [self._eval_structured(X, tf.constant(r)) for r in rows.eval_edges]
+                    [
+                        self._eval_structured(X, keras.ops.convert_to_tensor(r))
+                        for r in rows.eval_edges
+                    ]
                 )
             )
         total = 0.0
         for xb in rows.batches(4096):
-            total += float(self._eval_loss(tf.constant(xb))) * xb.shape[0]
+            total += float(self._eval_loss(keras.ops.convert_to_tensor(xb))) * len(xb)
         return total / rows.n
 
 

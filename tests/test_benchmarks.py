@@ -115,6 +115,22 @@ def test_quick_digits_end_to_end(tmp_path):
     assert "(digits_embeddings_2d.png)" in report
 
 
+def test_speed_of_one_backend_quick_end_to_end(tmp_path):
+    # benchmarks.speed --backend hands over to benchmarks.backends, which
+    # measures the backend in a process of its own.
+    out = tmp_path / "out"
+    run_module(
+        "benchmarks.speed", "--backend", "tensorflow", "--quick", "--out", str(out)
+    )
+    (result,) = json.loads((out / "backends.json").read_text())
+    assert result["backend"] == "tensorflow"
+    assert result["steady_gflops"] > 0 and result["fixed_cost_seconds"] > 0
+    assert min(result["transform_rows_per_second"].values()) > 0
+    markdown = (out / "backends.md").read_text()
+    assert "| steady training (GFLOP/s) |" in markdown
+    assert "| structured fit, digits (s) |" in markdown
+
+
 def test_speed_quick_end_to_end(tmp_path):
     out = tmp_path / "out"
     run_module("benchmarks.speed", "--quick", "--out", str(out))
@@ -807,8 +823,6 @@ def test_scaling_end_to_end_on_tiny_sizes(tmp_path):
 
 
 def test_speed_scaling_adds_the_scaling_table_as_a_section(tmp_path, monkeypatch):
-    import argparse
-
     from benchmarks import scaling, speed
 
     calls = []
@@ -820,8 +834,7 @@ def test_speed_scaling_adds_the_scaling_table_as_a_section(tmp_path, monkeypatch
         return 0
 
     monkeypatch.setattr(scaling, "main", fake_main)
-    args = argparse.Namespace(out=tmp_path, quick=True)
-    section = speed._scaling(args, 0.0)
+    section = scaling.section(tmp_path, True, print)
     assert calls == [["--out", str(tmp_path), "--quick"]]
     assert (
         section.startswith("## Cost as work grows: fit time") and "| rows |" in section

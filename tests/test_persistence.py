@@ -149,18 +149,25 @@ def test_files_of_earlier_versions_load_and_give_the_same_arrays(name, kind):
             warnings.simplefilter("ignore", InconsistentVersionWarning)
             ae = pickle.load(f)
     expected = np.load(os.path.join(LEGACY, "legacy_outputs.npz"))
-    # Bit for bit through Keras, as they were written; NumPy's matrix products
-    # round differently, to float64 round-off.
+    # Bit for bit through Keras, as they were written (on TensorFlow); NumPy's
+    # matrix products round differently, to float64 round-off. JAX without
+    # x64 and PyTorch (whose Keras matmul returns float32) run the Keras path
+    # at float32 round-off.
+    exact = keras.backend.backend() == "tensorflow"
+    tol = {} if exact else {"rtol": 1e-5, "atol": 1e-5}
+    same = np.testing.assert_array_equal if exact else np.testing.assert_allclose
     with skae.inference_path("keras"):
         codes = ae.transform(data)
-        np.testing.assert_array_equal(codes, expected[f"{name}_codes"])
-        np.testing.assert_array_equal(
-            ae.inverse_transform(codes), expected[f"{name}_rebuilt"]
-        )
+        same(codes, expected[f"{name}_codes"], **tol)
+        same(ae.inverse_transform(codes), expected[f"{name}_rebuilt"], **tol)
         scores = ae.score_samples(data)
-        np.testing.assert_array_equal(scores, expected[f"{name}_scores"])
-    np.testing.assert_allclose(ae.transform(data), codes, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(ae.score_samples(data), scores, rtol=1e-12)
+        same(scores, expected[f"{name}_scores"], **tol)
+    tol = tol or {"rtol": 1e-12, "atol": 1e-12}
+    np.testing.assert_allclose(ae.transform(data), codes, **tol)
+    atol = 0 if exact else tol["atol"]
+    np.testing.assert_allclose(
+        ae.score_samples(data), scores, rtol=tol["rtol"], atol=atol
+    )
     # And they train on: partial_fit continues from the saved stream state.
     n_iter = ae.n_iter_
     ae.partial_fit(data)

@@ -1,0 +1,224 @@
+"""``python -m benchmarks.backends``: skae's speed on each Keras backend.
+
+Each backend runs in its own process (Keras loads one per process), one after
+the other, on the same data, and reports:
+
+* **steady GFLOP/s**: training FLOPs of the default dense network (random
+  start, as ``benchmarks.speed``) per second of a steady epoch (the median of
+  the epochs after the first), on MNIST-shaped rows; beside the machine's
+  float32 matmul peak, NumPy's and the backend's own, measured in that process;
+* **fixed cost**: the wall time of a whole ``fit`` of 64 rows for one epoch
+  (building, tracing or compiling, the PCA comparison), what every small fit
+  pays whatever its data;
+* **transform throughput**: rows/s of ``transform`` on its default NumPy path
+  (the same on every backend) and forced through the backend's Keras path;
+* **structured fit**: wall time of a ``structure_weight=1`` fit of the UCI
+  digits for a fixed number of epochs.
+
+``python -m benchmarks.speed --backend jax`` runs this for one backend. Writes
+``backends.json`` and ``backends.md`` into ``--out``.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BACKENDS = ("tensorflow", "jax", "torch")
+QUICK = {"n_samples": 1024, "epochs": 2, "structured_epochs": 3, "rounds": 1}
+FULL = {"n_samples": 10_000, "epochs": 4, "structured_epochs": 50, "rounds": 2}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.backends",
+        description="skae's training and transform speed on each Keras backend.",
+    )
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        help="a backend to measure (repeatable; default: every installed one)",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmark-results"),
+        metavar="DIR",
+        help="output directory (default: benchmark-results/)",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _installed(backend):
+    import importlib.util
+
+    module = {"tensorflow": "tensorflow", "jax": "jaxlib", "torch": "torch"}
+    return importlib.util.find_spec(module[backend]) is not None
+
+
+def _best(fn, rounds):
+    best = np.inf
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(preset):
+    """The figures of the backend this process runs on (KERAS_BACKEND)."""
+    import warnings
+
+    import keras
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+
+    import skae
+
+    from .speed import _epoch_timer, _steady, dense_flops_per_sample
+
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    rng = np.random.default_rng(0)
+    size = 1024 if preset is QUICK else 2048
+    a = rng.random((size, size), dtype=np.float32)
+    b = rng.random((size, size), dtype=np.float32)
+    flops = 2 * size**3
+    ta, tb = keras.ops.convert_to_tensor(a), keras.ops.convert_to_tensor(b)
+    peak = {
+        "numpy_gflops": flops / _best(lambda: a @ b, 3) / 1e9,
+        "backend_gflops": flops
+        / _best(lambda: keras.ops.convert_to_numpy(keras.ops.matmul(ta, tb)), 3)
+        / 1e9,
+    }
+    X = rng.random((preset["n_samples"], 784), dtype=np.float32)
+    timer = _epoch_timer()
+    ae = skae.AutoencoderTransformer(
+        init="random", random_state=0, epochs=preset["epochs"], callbacks=[timer]
+    )
+    start = time.perf_counter()
+    ae.fit(X)
+    fit_seconds = time.perf_counter() - start
+    steady = _steady(timer.seconds)
+    per_sample = dense_flops_per_sample([ae.encoder_, ae.decoder_])
+    small = X[:64]
+    fixed = _best(
+        lambda: skae.AutoencoderTransformer(epochs=1, random_state=0).fit(small),
+        preset["rounds"],
+    )
+    numpy_path = _best(lambda: ae.transform(X), preset["rounds"] + 1)
+    with skae.inference_path("keras"):
+        ae.transform(X[:100])  # traced or compiled once
+        keras_path = _best(lambda: ae.transform(X), preset["rounds"] + 1)
+    digits = load_digits().data
+    structured = _best(
+        lambda: skae.AutoencoderTransformer(
+            structure_weight=1.0,
+            epochs=preset["structured_epochs"],
+            random_state=0,
+        ).fit(digits),
+        1,
+    )
+    return {
+        "backend": keras.backend.backend(),
+        "matmul_peak": peak,
+        "fit_seconds": fit_seconds,
+        "steady_epoch_seconds": steady,
+        "steady_gflops": per_sample * len(X) / steady / 1e9,
+        "fixed_cost_seconds": fixed,
+        "transform_rows_per_second": {
+            "numpy": len(X) / numpy_path,
+            "keras": len(X) / keras_path,
+        },
+        "structured_fit_seconds": structured,
+        "structured_epochs": preset["structured_epochs"],
+        "rows": len(X),
+    }
+
+
+def render_markdown(results, load):
+    lines = [
+        "# skae on each Keras backend",
+        "",
+        f"Load average before the runs: {load}. One process per backend, run "
+        "one after the other; figures are the best of the rounds.",
+        "",
+        "| | " + " | ".join(r["backend"] for r in results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
+
+    def row(label, fn):
+        lines.append(f"| {label} | " + " | ".join(fn(r) for r in results) + " |")
+
+    row(
+        "matmul peak, NumPy (GFLOP/s)",
+        lambda r: f"{r['matmul_peak']['numpy_gflops']:.0f}",
+    )
+    row(
+        "matmul peak, backend (GFLOP/s)",
+        lambda r: f"{r['matmul_peak']['backend_gflops']:.0f}",
+    )
+    row("steady training (GFLOP/s)", lambda r: f"{r['steady_gflops']:.1f}")
+    row(
+        "steady training, % of the faster peak",
+        lambda r: f"{100 * r['steady_gflops'] / max(r['matmul_peak'].values()):.0f}%",
+    )
+    row("fixed cost of a fit (s)", lambda r: f"{r['fixed_cost_seconds']:.2f}")
+    row(
+        "transform, NumPy path (rows/s)",
+        lambda r: f"{r['transform_rows_per_second']['numpy']:,.0f}",
+    )
+    row(
+        "transform, Keras path (rows/s)",
+        lambda r: f"{r['transform_rows_per_second']['keras']:,.0f}",
+    )
+    row(
+        "structured fit, digits (s)",
+        lambda r: f"{r['structured_fit_seconds']:.1f} ({r['structured_epochs']} ep.)",
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    if args.child:
+        print(json.dumps(measure(preset)))
+        return 0
+    backends = args.backend or [b for b in BACKENDS if _installed(b)]
+    missing = [b for b in backends if not _installed(b)]
+    if missing:
+        raise SystemExit(
+            f"Expected installed backends. Received: --backend {missing[0]} "
+            f'(pip install "skae[{missing[0]}]")'
+        )
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    results = []
+    for backend in backends:
+        print(f"[backends] {backend} ...", file=sys.stderr, flush=True)
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        command = [sys.executable, "-m", "benchmarks.backends", "--child", backend]
+        if args.quick:
+            command.append("--quick")
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr[-3000:])
+            raise SystemExit(f"the {backend} run failed")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "backends.json").write_text(json.dumps(results, indent=1) + "\n")
+    markdown = render_markdown(results, load)
+    (args.out / "backends.md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
