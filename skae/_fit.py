@@ -646,6 +646,8 @@ def _pca_or_trained(plan, run, trained, *, interrupted=False):
 def _pca_decoder(plan, run, k, basis, hidden):
     """Networks that start at PCA, trained with the encoder frozen at PCA."""
     networks = build(plan, run.input_shape, k, seed=run.seed, basis=basis)
+    if plan.verbose:
+        print("A decoder on PCA's codes, to compare with the trained networks:")
     rows = run.train_rows
     batch_size = min(plan.batch_size_for(rows.n), rows.n)
     val_rows = run.val_rows if plan.holds_out else None
