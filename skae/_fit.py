@@ -616,9 +616,9 @@ def _pca_or_trained(plan, run, trained, *, interrupted=False):
         ),
         "autoencoder": trained.networks,
     }
-    hidden = trained.networks.hidden
-    if hidden and not interrupted:
-        candidates["pca_decoder"] = _pca_decoder(plan, run, k, basis, hidden)
+    # Without hidden layers a decoder on PCA's codes is PCA's own.
+    if trained.networks.hidden and not interrupted:
+        candidates["pca_decoder"] = _pca_decoder(plan, run, k, basis)
     rows = run.val_rows if run.val_rows is not None else run.train_rows
     errors = _row_errors(candidates, rows, components, mean)
     size = components.shape[1]
@@ -643,7 +643,7 @@ def _pca_or_trained(plan, run, trained, *, interrupted=False):
     return trained
 
 
-def _pca_decoder(plan, run, k, basis, hidden):
+def _pca_decoder(plan, run, k, basis):
     """Networks that start at PCA, trained with the encoder frozen at PCA."""
     networks = build(plan, run.input_shape, k, seed=run.seed, basis=basis)
     if plan.verbose:
