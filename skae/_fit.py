@@ -607,15 +607,8 @@ def _pca_or_trained(plan, run, trained, *, interrupted=False):
             rows = _all_rows(run.X, run.offset, run.scale, run.input_shape)
         basis = basis_of_rows(rows, k, run.seed)
     components, mean = basis.components[:k], basis.mean
-    candidates = {
-        "pca": Networks(
-            *build_pca_dense(
-                run.input_shape, k, (), components=components, mean=mean, seed=run.seed
-            ),
-            (),
-        ),
-        "autoencoder": trained.networks,
-    }
+    # PCA's errors are in closed form; its networks are built only if kept.
+    candidates = {"pca": None, "autoencoder": trained.networks}
     # Without hidden layers a decoder on PCA's codes is PCA's own.
     if trained.networks.hidden and not interrupted:
         candidates["pca_decoder"] = _pca_decoder(plan, run, k, basis)
@@ -628,6 +621,11 @@ def _pca_or_trained(plan, run, trained, *, interrupted=False):
         if name in errors and _clearly_below(errors[name], errors[solution]):
             solution = name
     trained.solution = solution
+    if solution == "pca":
+        encoder, decoder = build_pca_dense(
+            run.input_shape, k, (), components=components, mean=mean, seed=run.seed
+        )
+        candidates["pca"] = Networks(encoder, decoder, ())
     if solution != "autoencoder":
         trained.networks = candidates[solution]
         trained.trainer = None
