@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _env
+from benchmarks.speed import _epoch_timer
 
 FEATURES = 784
 CHUNK = 10_000
@@ -94,11 +95,7 @@ def _rss_mb():
 
 
 def _worker_rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return _rss_mb()["VmRSS"]
 
 
 def _tensorflow_imported():
@@ -108,31 +105,7 @@ def _tensorflow_imported():
 
 
 def _worker_peak_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class _EpochClock:
-    """A Keras callback: the wall time of each epoch."""
-
-    def __new__(cls):
-        import keras
-
-        class Clock(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.times = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self._start)
-
-        return Clock()
+    return _rss_mb()["VmHWM"]
 
 
 def _estimator(clock, epochs):
@@ -151,19 +124,19 @@ def run_fit(args, results):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # TensorFlow's start-up and first compilations are not the fit's.
-        _estimator(_EpochClock(), 1).fit(lazy_rows(2 * CHUNK, seed=9))
+        _estimator(_epoch_timer(), 1).fit(lazy_rows(2 * CHUNK, seed=9))
     before = _rss_mb()["VmRSS"]
-    clock = _EpochClock()
+    clock = _epoch_timer()
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         on_dask = _estimator(clock, epochs).fit(Xd)
     dask_total = time.perf_counter() - start
     peak = _rss_mb()["VmHWM"]
-    dask_epochs = clock.times
+    dask_epochs = clock.seconds
 
     X = Xd.compute()
-    clock = _EpochClock()
+    clock = _epoch_timer()
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -175,8 +148,8 @@ def run_fit(args, results):
         "array_mb": size_mb,
         "epochs": epochs,
         "dask_epoch_s": min(dask_epochs),
-        "memory_epoch_s": min(clock.times),
-        "epoch_ratio": min(dask_epochs) / min(clock.times),
+        "memory_epoch_s": min(clock.seconds),
+        "epoch_ratio": min(dask_epochs) / min(clock.seconds),
         "dask_fit_s": dask_total,
         "memory_fit_s": memory_total,
         "client_rss_before_mb": before,
