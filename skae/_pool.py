@@ -119,9 +119,7 @@ def _new_pooled(encoder, decoder, options, batch_size, seed):
         seed=seed,
     )
     # A new optimizer's state (slots, iterations), restored for every fit.
-    trainer.initial_optimizer_state = [
-        keras.ops.convert_to_numpy(v) for v in trainer.optimizer.variables
-    ]
+    trainer.initial_optimizer_state = [v.numpy() for v in trainer.optimizer.variables]
     return trainer
 
 
