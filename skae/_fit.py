@@ -32,7 +32,7 @@ from ._pca_init import (
     pca_r2_curve,
     select_n_components,
 )
-from ._pool import trainer_for
+from ._pool import adopt, mirror, trainer_for
 from ._scaling import ScalingStats, check_scaled_range, noise_ratio, noise_scale
 from ._structure import neighbour_graph
 from ._training import Schedule, Trainer, TrainingInterrupted, train
@@ -480,7 +480,7 @@ def _train_chunk(plan, run):
         # set_params changed what it was made from: then a new one, as a
         # pickled copy, which has none, would make.
         if trainer is None or trainer.options != plan.trainer:
-            trainer = Trainer(
+            trainer = adopt(
                 networks.encoder,
                 networks.decoder,
                 plan.trainer,
@@ -488,6 +488,9 @@ def _train_chunk(plan, run):
                 batch_size=plan.batch_size_for(rows.n),
                 seed=run.seed,
             )
+            if previous is None:
+                # New networks: the pooled trainer's copies of them serve.
+                networks = Networks(trainer.encoder, trainer.decoder, networks.hidden)
         whole = noise_scale(run.stats, run.scale, per_feature=_per_feature(plan))
         noise = plan.noise * whole * run.stream.noise_ratio
         schedule = _schedule(
@@ -499,7 +502,8 @@ def _train_chunk(plan, run):
             first_step=run.stream.step,
             warn_convergence=False,
         )
-        chunk_history, _ = train(trainer, rows, None, schedule, run.rng)
+        with mirror(trainer, networks.encoder, networks.decoder):
+            chunk_history, _ = train(trainer, rows, None, schedule, run.rng)
     except BaseException as exc:
         if previous is not None:
             networks.encoder.set_weights(saved[0])

@@ -108,6 +108,43 @@ def trainer_for(encoder, decoder, options, *, batch_size, seed):
                 _idle.popitem(last=False)
 
 
+def adopt(encoder, decoder, options, *, batch_size, seed):
+    """A trainer for ``partial_fit`` to keep: pooled graphs, traced already.
+
+    An idle pooled trainer taken out of the pool for good, its networks
+    holding ``encoder``'s and ``decoder``'s weights and its optimizer new
+    (its networks are then not ``encoder`` and ``decoder``: see
+    :func:`mirror`); else a new trainer of ``encoder`` and ``decoder``.
+    """
+    key = graph_key(encoder, decoder, options, batch_size)
+    trainer = None
+    if key is not None:
+        with _lock:
+            trainers = _idle.get(key)
+            trainer = trainers.pop() if trainers else None
+    if trainer is None:
+        return Trainer(encoder, decoder, options, batch_size=batch_size, seed=seed)
+    _load(trainer, encoder, decoder, options.learning_rate, seed)
+    return trainer
+
+
+@contextlib.contextmanager
+def mirror(trainer, encoder, decoder):
+    """Train ``encoder`` and ``decoder`` through ``trainer``'s own networks.
+
+    Their weights are copied in on entering and back when the block ends
+    without an error; nothing happens when they are the trainer's.
+    """
+    copies = trainer.encoder is not encoder
+    if copies:
+        trainer.encoder.set_weights(encoder.get_weights())
+        trainer.decoder.set_weights(decoder.get_weights())
+    yield
+    if copies:
+        encoder.set_weights(trainer.encoder.get_weights())
+        decoder.set_weights(trainer.decoder.get_weights())
+
+
 def _new_pooled(encoder, decoder, options, batch_size, seed):
     # Copies of the networks (weights drawn anew, then overwritten by
     # _load), which only the pool ever holds.

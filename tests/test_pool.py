@@ -176,3 +176,40 @@ def test_the_key_tells_graphs_apart():
     assert key != _pool.graph_key(*small, other, 32)
     rate = TrainerOptions("mse", "adam", 1e-2, 32, 0.0, 0.0, 0.0)
     assert key == _pool.graph_key(*small, rate, 32)
+
+
+def _partial_fits(X, est):
+    for chunk in (X[:120], X[120:]):
+        est.partial_fit(chunk)
+    return est.transform(X), est.history_
+
+
+def test_partial_fit_after_fit_traces_nothing_and_matches(X, new_trainers, monkeypatch):
+    # A sparse code: fit keeps the trained networks, never PCA's.
+    params = {**PARAMS, "batch_size": 32, "code_l1": 1e-12}
+    est = AutoencoderTransformer(**params).fit(X)
+    encoder, built = est.encoder_, len(new_trainers)
+    pooled = _partial_fits(X, est)
+    # The estimator's own networks, trained through the pooled trainer it took.
+    assert est.encoder_ is encoder and len(new_trainers) == built
+    assert not any(_pool._idle.values()) or all(
+        t is not est._trainer for ts in _pool._idle.values() for t in ts
+    )
+    _unpooled(monkeypatch)
+    again = _partial_fits(X, AutoencoderTransformer(**params).fit(X))
+    np.testing.assert_array_equal(pooled[0], again[0])
+    assert pooled[1] == again[1]
+
+
+def test_a_first_partial_fit_takes_a_pooled_trainer(X, new_trainers, monkeypatch):
+    params = {**PARAMS, "init": "random", "batch_size": 32}
+    AutoencoderTransformer(**params).fit(X)
+    built = len(new_trainers)
+    est = AutoencoderTransformer(**params)
+    pooled = _partial_fits(X, est)
+    assert len(new_trainers) == built
+    assert est.encoder_ is est._trainer.encoder
+    _unpooled(monkeypatch)
+    again = _partial_fits(X, AutoencoderTransformer(**params))
+    np.testing.assert_array_equal(pooled[0], again[0])
+    assert pooled[1] == again[1]
