@@ -54,8 +54,8 @@ def graph_key(encoder, decoder, options, batch_size):
     configs = []
     for model in (encoder, decoder):
         layers = list(model._flatten_layers())
-        if not all(type(layer).__module__.startswith("keras.") for layer in layers):
-            return None  # A user's layer may hold what its config does not say.
+        if not all(map(_described_by_config, layers)):
+            return None
         configs.append(_without_seeds(model.get_config()))
         configs.append([layer.trainable for layer in layers])
     fields = dict(vars(options), learning_rate=None)
@@ -64,6 +64,38 @@ def graph_key(encoder, decoder, options, batch_size):
         sort_keys=True,
         default=repr,
     )
+
+
+# Keras layers whose config says all they compute: not a Lambda (its config
+# names a function) nor any subclass, whose code may hold anything.
+_LAYERS = (
+    "InputLayer",
+    "Dense",
+    "Add",
+    "Flatten",
+    "Reshape",
+    "ActivityRegularization",
+    "LayerNormalization",
+    "BatchNormalization",
+    "Activation",
+    "Dropout",
+    "GaussianNoise",
+    "Conv2D",
+    "MaxPooling2D",
+    "UpSampling2D",
+    "Cropping2D",
+)
+
+
+def _described_by_config(layer):
+    from keras.src.models.functional import Functional
+
+    allowed = [getattr(keras.layers, name) for name in _LAYERS]
+    if type(layer) not in (Functional, keras.Sequential, *allowed):
+        return False
+    # Keras' own activations only: a user's is known by its name alone.
+    activation = getattr(layer, "activation", None)
+    return activation is None or activation.__module__.startswith("keras.")
 
 
 def _without_seeds(config):
@@ -93,7 +125,7 @@ def trainer_for(encoder, decoder, options, *, batch_size, seed):
         trainer = trainers.pop() if trainers else None
     if trainer is None:
         trainer = _new_pooled(encoder, decoder, options, batch_size, seed)
-    _load(trainer, encoder, decoder, options.learning_rate, seed)
+    _load(trainer, encoder, decoder, options, seed)
     try:
         yield trainer
     finally:
@@ -124,7 +156,7 @@ def adopt(encoder, decoder, options, *, batch_size, seed):
             trainer = trainers.pop() if trainers else None
     if trainer is None:
         return Trainer(encoder, decoder, options, batch_size=batch_size, seed=seed)
-    _load(trainer, encoder, decoder, options.learning_rate, seed)
+    _load(trainer, encoder, decoder, options, seed)
     return trainer
 
 
@@ -160,7 +192,9 @@ def _new_pooled(encoder, decoder, options, batch_size, seed):
     return trainer
 
 
-def _load(trainer, encoder, decoder, learning_rate, seed):
+def _load(trainer, encoder, decoder, options, seed):
+    # Options equal but for the learning rate: partial_fit compares them.
+    trainer.options = options
     trainer.encoder.set_weights(encoder.get_weights())
     trainer.decoder.set_weights(decoder.get_weights())
     optimizer = trainer.optimizer
@@ -168,7 +202,7 @@ def _load(trainer, encoder, decoder, learning_rate, seed):
         optimizer.variables, trainer.initial_optimizer_state, strict=True
     ):
         variable.assign(value)
-    optimizer.learning_rate = float(learning_rate)
+    optimizer.learning_rate = float(options.learning_rate)
     trainer.restart(seed)
 
 

@@ -149,14 +149,20 @@ def test_an_interrupted_fit_keeps_its_weights_and_the_pool_its_trainer(X, new_tr
     _assert_same(again, _result(AutoencoderTransformer(**PARAMS).fit(X), X))
 
 
-def test_networks_of_a_users_layers_are_not_pooled(X, new_trainers):
-    class Scale(keras.layers.Layer):
-        def call(self, x):
-            return 2.0 * x
+class _Scale(keras.layers.Layer):
+    def call(self, x):
+        return 2.0 * x
 
+
+@pytest.mark.parametrize(
+    "layer",
+    [_Scale, lambda: keras.layers.Lambda(lambda x: 2.0 * x)],
+    ids=["subclass", "lambda"],
+)
+def test_networks_of_a_users_layers_are_not_pooled(X, new_trainers, layer):
     def encoder(input_shape, n_components):
         inputs = keras.Input(input_shape)
-        return keras.Model(inputs, Scale()(keras.layers.Dense(n_components)(inputs)))
+        return keras.Model(inputs, layer()(keras.layers.Dense(n_components)(inputs)))
 
     est = AutoencoderTransformer(**{**PARAMS, "encoder": encoder}).fit(X)
     assert est.n_iter_ >= 1 and not new_trainers
@@ -211,5 +217,26 @@ def test_a_first_partial_fit_takes_a_pooled_trainer(X, new_trainers, monkeypatch
     assert est.encoder_ is est._trainer.encoder
     _unpooled(monkeypatch)
     again = _partial_fits(X, AutoencoderTransformer(**params))
+    np.testing.assert_array_equal(pooled[0], again[0])
+    assert pooled[1] == again[1]
+
+
+def test_partial_fit_follows_set_params_on_a_pooled_trainer(X, monkeypatch):
+    # Pooled trainers were built for other rates: each call must train at
+    # the estimator's own, and a changed rate must give a new optimizer.
+    params = {**PARAMS, "init": "random", "batch_size": 32, "optimizer": "rmsprop"}
+
+    def run():
+        for rate in (1e-1, 1e-4):
+            AutoencoderTransformer(**{**params, "learning_rate": rate}).fit(X)
+        est = AutoencoderTransformer(**{**params, "learning_rate": 1e-2})
+        est.partial_fit(X[:120]).partial_fit(X[120:])
+        est.set_params(learning_rate=1e-3).partial_fit(X[:120])
+        return est.transform(X), est.history_
+
+    _pool.clear()
+    pooled = run()
+    _unpooled(monkeypatch)
+    again = run()
     np.testing.assert_array_equal(pooled[0], again[0])
     assert pooled[1] == again[1]
