@@ -702,7 +702,10 @@ def render_markdown(result):
         f"- **steady skae training at {ptarget['fraction']:.1%} of peak** (the "
         f"faster of numpy's and TensorFlow's; target >= {ptarget['target']:.0%}: "
         f"**{ptarget['status']}**). Fixed s: each run's total less its epochs at "
-        "the steady rate (the first epoch's tracing is fixed cost), in run order.",
+        "the steady rate, in run order: the first epoch's tracing, scaling, "
+        "PCA's basis of all rows, and the comparison with PCA that ends `fit` "
+        "(its decoder on PCA's codes trains a quarter of the epochs, at least "
+        "one, untimed by the epoch callback).",
         "",
         "## Fixed cost",
         "",
