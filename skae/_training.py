@@ -125,7 +125,8 @@ class Trainer:
     """An autoencoder, its optimizer and the compiled functions that train it.
 
     Built once per ``fit``, and once for all the ``partial_fit`` calls of an
-    estimator, so that every call after the first reuses the traced graphs.
+    estimator, so that every call after the first reuses the traced graphs;
+    :mod:`skae._pool` lends built ones to later fits of the same graph.
     """
 
     def __init__(self, encoder, decoder, options, *, batch_size, seed):
