@@ -1,9 +1,10 @@
 """Trainers kept between fits, so that a repeated fit traces no graph.
 
 Tracing a :class:`~skae._training.Trainer`'s epoch costs most of a small
-fit's fixed cost (about 0.7 s for the default dense network on this
-project's 2-core machine), and a ``GridSearchCV``, a cross-validation or a
-second ``fit`` of the same configuration paid it every time. A trainer's
+fit's fixed cost (about 0.7 s per traced function for the default dense
+network on this project's 2-core machine, two per fit), and a
+``GridSearchCV``, a cross-validation or a second ``fit`` of the same
+configuration paid it every time. A trainer's
 graphs capture its own variables, so they can serve another fit only
 through those variables: :func:`trainer_for` lends an idle trainer built
 for an identical graph, copies the fit's initial weights into its networks,
@@ -11,7 +12,9 @@ restores its optimizer to the state it had when built, and copies the
 trained weights back into the fit's own networks when training ends. Those
 networks are never trained in place and never shared: a fitted estimator's
 ``encoder_`` and ``decoder_`` stay its own, and the next fit writes only
-into the pooled copies. The arithmetic is the same graph on the same values,
+into the pooled copies. ``partial_fit`` takes an idle trainer out of the
+pool for good (:func:`adopt`): the estimator keeps it, and its optimizer's
+moments, across calls. The arithmetic is the same graph on the same values,
 so a fit's results do not depend on whether its trainer was pooled.
 
 Only networks made of Keras' own layers are pooled (their config describes
