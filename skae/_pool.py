@@ -30,6 +30,7 @@ from collections import OrderedDict
 import keras
 
 from . import _backend
+from ._compat import seeded_python_random
 from ._training import Trainer
 
 if _backend.name() == "tensorflow":
@@ -181,15 +182,12 @@ def mirror(trainer, encoder, decoder):
 
 
 def _new_pooled(encoder, decoder, options, batch_size, seed):
-    # Copies of the networks (weights drawn anew, then overwritten by
-    # _load), which only the pool ever holds.
-    trainer = Trainer(
-        keras.models.clone_model(encoder),
-        keras.models.clone_model(decoder),
-        options,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    # Copies of the networks, which only the pool ever holds: their weights
+    # (drawn anew, then overwritten by _load) draw the seeds of unseeded
+    # initializers from a generator of their own, never from Python's random.
+    with seeded_python_random(0):
+        copies = keras.models.clone_model(encoder), keras.models.clone_model(decoder)
+    trainer = Trainer(*copies, options, batch_size=batch_size, seed=seed)
     # A new optimizer's state (slots, iterations), restored for every fit.
     trainer.initial_optimizer_state = [v.numpy() for v in trainer.optimizer.variables]
     return trainer
