@@ -12,8 +12,12 @@ validation rows, when they are small, are read once and kept in memory.
 
 ``transform``, ``inverse_transform``, ``score_samples`` (and ``fit_transform``)
 of a Dask collection return a lazy Dask collection of the same length, each
-block computed by the fitted estimator, which enters the graph once as one
-key (shipped once to each worker, not once per block).
+block computed on the workers by what enters the graph once as one key
+(shipped once to each worker, not once per block): for networks the NumPy
+path runs (the built-in dense ones), a :class:`skae._forward.Forward` (the
+scaling and a copy of the weights), so that a worker imports neither Keras
+nor TensorFlow; for any other network, or under ``inference_path("keras")``,
+the fitted estimator itself.
 """
 
 import functools
@@ -25,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 
-from . import _devices, _pca_init, _streaming
+from . import _devices, _forward, _pca_init, _streaming
 
 # Row sets of at most this many bytes (as float32) are read once into memory;
 # larger ones stay on the cluster and are read a block at a time. The
@@ -407,14 +411,17 @@ def blockwise(estimator, method, X, *, names_checked=False):
         # Here, once, rather than a warning from every block.
         _check_feature_names(estimator, X, reset=False)
     dtype = np.dtype(np.float64) if method == "score_samples" else _out_dtype(X)
-    model = _shipped(estimator)
+    # Rows only: images are checked against the fitted shape by the estimator.
+    forward = _numpy_forward(estimator, method) if X.ndim == 2 else None
+    function = _apply if forward is None else _forward.apply_block
+    model = _shipped(estimator if forward is None else forward)
     letters = "abcdefgh"
     index_in = "i" + letters[: X.ndim - 1]
     index_out = "i" + "stuvwxyz"[: len(sample_shape)]
     # Feature chunks are concatenated into each block (concatenate=True):
     # features chunked apart are handled, at the cost of one larger block.
     return da.blockwise(
-        _apply,
+        function,
         index_out,
         X,
         index_in,
@@ -429,8 +436,38 @@ def blockwise(estimator, method, X, *, names_checked=False):
     )
 
 
+_NETWORKS = {
+    "transform": ("encoder_",),
+    "inverse_transform": ("decoder_",),
+    "score_samples": ("encoder_", "decoder_"),
+}
+
+
+def _numpy_forward(estimator, method):
+    """A :class:`skae._forward.Forward` for ``method``, or None.
+
+    None when a network ``method`` needs runs through Keras (not mapped to
+    NumPy, or ``inference_path("keras")``): the estimator is shipped then.
+    """
+    networks = {}
+    for name in _NETWORKS[method]:
+        network = estimator._inference.numpy_network(name, getattr(estimator, name))
+        if network is None:
+            return None
+        networks[name] = network.frozen()
+    return _forward.Forward(
+        networks.get("encoder_"),
+        networks.get("decoder_"),
+        offset=estimator.input_offset_,
+        scale=estimator.input_scale_,
+        code_scale=estimator.code_scale_,
+        sample_shape=estimator._sample_shape,
+    )
+
+
 def _shipped(estimator):
-    """The estimator as one key of the graph: sent once to each worker.
+    """The estimator (or its Forward) as one key of the graph: sent once to
+    each worker.
 
     With a ``dask.distributed`` client as the scheduler, it is scattered to
     every worker now (a future the result holds: later computations reuse
@@ -491,14 +528,16 @@ def _frame_blockwise(estimator, method, X):
     if method != "inverse_transform":
         _check_feature_names(estimator, _empty_frame(X), reset=False)
     output = _get_output_config("transform", estimator)["dense"]
-    model = _shipped(estimator)
     if method == "transform" and output == "pandas":
-        columns = estimator.get_feature_names_out()
+        columns = list(estimator.get_feature_names_out())
         dtype = _common_dtype(X)
-        meta = pd.DataFrame(
-            {c: np.empty(0, dtype) for c in columns}, columns=list(columns)
-        )
-        return X.map_partitions(_apply_frame, model, method, meta=meta)
+        meta = pd.DataFrame({c: np.empty(0, dtype) for c in columns}, columns=columns)
+        forward = _numpy_forward(estimator, method)
+        if forward is None:
+            model = _shipped(estimator)
+            return X.map_partitions(_apply_frame, model, method, meta=meta)
+        model = _shipped(forward)
+        return X.map_partitions(_forward.apply_frame, model, method, columns, meta=meta)
     if method == "transform" and output not in ("default", None):
         raise ValueError(
             "Expected set_output(transform='pandas' or 'default') for a Dask "

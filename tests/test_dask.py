@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import AutoencoderTransformer, _dask
+from skae import AutoencoderTransformer, _dask, inference_path
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -70,12 +70,29 @@ def test_inference_is_lazy_and_equal_to_in_memory(fitted, digits, chunks):
     assert fitted.score(Xd) == pytest.approx(fitted.score(digits), rel=1e-12)
 
 
-def test_estimator_enters_the_graph_once(fitted, digits):
-    Z = fitted.transform(da.from_array(digits, chunks=(100, 64)))
+def _shipped_keys(Z, prefix):
+    return [k for k in dict(Z.__dask_graph__()) if str(k).startswith(prefix)]
+
+
+def test_numpy_forward_enters_the_graph_once(fitted, digits):
+    Xd = da.from_array(digits, chunks=(100, 64))
+    Z = fitted.transform(Xd)
     assert Z.numblocks[0] == 18
-    graph = dict(Z.__dask_graph__())
-    keys = [k for k in graph if str(k).startswith("AutoencoderTransformer")]
-    assert len(keys) == 1
+    # The dense networks' NumPy pass, not the estimator (and its Keras models).
+    assert len(_shipped_keys(Z, "Forward")) == 1
+    assert not _shipped_keys(Z, "AutoencoderTransformer")
+
+
+def test_keras_path_ships_the_estimator_once(fitted, digits):
+    Xd = da.from_array(digits, chunks=(100, 64))
+    with inference_path("keras"):
+        Z = fitted.transform(Xd)
+        S = fitted.score_samples(Xd)
+    assert len(_shipped_keys(Z, "AutoencoderTransformer")) == 1
+    assert not _shipped_keys(Z, "Forward")
+    # Computed on the workers' default path: equal all the same.
+    assert_close(Z.compute(), fitted.transform(digits))
+    assert_close(S.compute(), fitted.score_samples(digits))
 
 
 def test_unknown_chunk_sizes_transform(fitted, digits):
@@ -310,11 +327,15 @@ def test_cluster_transform_fit_and_threads(client, fitted, digits):
         key
         for keys in client.has_what().values()
         for key in keys
-        if str(key).startswith("AutoencoderTransformer")
+        if str(key).startswith("Forward")
     ]
     assert len(held) == 2 and len(set(held)) == 1  # One copy on each worker.
     assert_close(Z.compute(), fitted.transform(digits))
     assert_close(fitted.score_samples(Xd).compute(), fitted.score_samples(digits))
+    # The dense networks ran as NumPy: no worker imported Keras for them.
+    # (A builtin asks: a function of this module would import it, and Keras.)
+    asked = "{'keras', 'tensorflow'} & set(__import__('sys').modules)"
+    assert not any(client.run(eval, asked).values())
     est = AutoencoderTransformer(epochs=2, random_state=0)
     fitted_remote = client.submit(lambda X: clone(est).fit(X), digits).result()
     assert fitted_remote.n_iter_ == 2
