@@ -23,7 +23,9 @@ the fitted estimator itself.
 import functools
 import inspect
 import math
+import pickle
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
@@ -489,7 +491,52 @@ def _shipped(estimator):
             client = None
     if client is None:
         return dask.delayed(estimator, pure=True, traverse=False)
-    return client.scatter(estimator, broadcast=True, hash=True)
+    if isinstance(estimator, _forward.Forward):
+        return client.scatter(estimator, broadcast=True, hash=True)
+    pickled = Pickled(estimator)
+    key = f"{type(estimator).__name__}-{dask.base.tokenize(pickled.data)}"
+    return client.scatter({key: pickled}, broadcast=True)[key]
+
+
+class Pickled:
+    """An estimator as the bytes of its pickle, unpickled on first use.
+
+    Scattering to every worker sends it to one, which passes it on to the
+    others: pickling its Keras models again there would import TensorFlow
+    (Keras' serialisation checks for TensorFlow's types through a lazy
+    module, ``tf.available`` in ``keras/src/saving/serialization_lib.py``),
+    even on workers whose Keras runs on JAX or PyTorch. A worker passes
+    these bytes on instead.
+    """
+
+    def __init__(self, estimator):
+        try:
+            self.data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            # User networks defined in a notebook or a lambda.
+            import cloudpickle
+
+            self.data = cloudpickle.dumps(estimator)
+        self._lock = threading.Lock()
+        self._estimator = None
+
+    def __reduce__(self):
+        return _unpickled, (self.data,)
+
+    def get(self):
+        """The estimator, unpickled once per process."""
+        with self._lock:
+            if self._estimator is None:
+                self._estimator = pickle.loads(self.data)
+            return self._estimator
+
+
+def _unpickled(data):
+    pickled = Pickled.__new__(Pickled)
+    pickled.data = data
+    pickled._lock = threading.Lock()
+    pickled._estimator = None
+    return pickled
 
 
 def _out_dtype(X):
@@ -499,6 +546,8 @@ def _out_dtype(X):
 def _apply(block, estimator, method):
     """The estimator's method on one computed block, as an array."""
     _devices.configure()
+    if isinstance(estimator, Pickled):
+        estimator = estimator.get()
     block = np.asarray(block)
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None and method != "inverse_transform" and block.ndim == 2:
@@ -555,6 +604,8 @@ def _apply_frame(part, estimator, method):
     import pandas as pd
 
     _devices.configure()
+    if isinstance(estimator, Pickled):
+        estimator = estimator.get()
     unwrapped = inspect.unwrap(getattr(type(estimator), method))
     out = np.asarray(unwrapped(estimator, part))
     return pd.DataFrame(

@@ -3,6 +3,9 @@
 import collections
 import os
 import pickle
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -93,6 +96,30 @@ def test_keras_path_ships_the_estimator_once(fitted, digits):
     # Computed on the workers' default path: equal all the same.
     assert_close(Z.compute(), fitted.transform(digits))
     assert_close(S.compute(), fitted.score_samples(digits))
+
+
+def test_a_worker_passes_the_estimator_on_without_pickling_keras(fitted, tmp_path):
+    # Scatter's broadcast: one worker receives it, unpickles it and passes it
+    # on. On JAX, pickling Keras models would import TensorFlow there.
+    pytest.importorskip("jax")
+    path = tmp_path / "shipped.pkl"
+    path.write_bytes(pickle.dumps(_dask.Pickled(fitted)))
+    code = f"""
+        import os, pickle, sys
+        os.environ["KERAS_BACKEND"] = "jax"
+        shipped = pickle.loads(open({str(path)!r}, "rb").read())
+        estimator = shipped.get()
+        again = pickle.loads(pickle.dumps(shipped))
+        print(again.data == shipped.data, estimator.n_components_,
+              "tensorflow" in sys.modules)
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["True", str(fitted.n_components_), "False"]
 
 
 def test_unknown_chunk_sizes_transform(fitted, digits):
