@@ -416,11 +416,12 @@ about 900 MB (`python -c "import keras"` on this machine).
 Target (identical to the local run): \
 {hit(search["identical_one_blas_thread"])} with the local run on one BLAS
 thread per process, as the workers run (Dask's nanny sets
-`OPENBLAS_NUM_THREADS=1` in each worker). The trained weights do not depend
-on the thread counts; the scores are computed in float32 by OpenBLAS, whose
-matrix products round differently on one thread and on two. Hence any
-difference with this process's threads: a float32 rounding in the scoring,
-not a different fit.
+`OPENBLAS_NUM_THREADS=1` in each worker). The scores are float32 matrix
+products, which OpenBLAS rounds differently on one thread and on two; when
+the one-thread run is identical, the networks trained here (TensorFlow on
+this process's threads) and on the workers (one thread each) were the same,
+and any difference with this process's threads is that rounding in the
+scoring, not a different fit.
 """
 
 
