@@ -14,9 +14,14 @@ memory in this process:
   second (generation of the blocks on the workers included) against
   ``transform`` of an in-memory array in this process, and each worker's peak
   RSS;
+* **held-out quality over seeds**: the fit from a Dask array against the
+  in-memory fit of the same rows, ``--quality-rows`` x 784 (training rows
+  still above the size read once into memory, so streamed), for
+  ``random_state`` 0, 1 and 2: mean +- std of the held-out MSE of each;
 * a **GridSearchCV** under ``joblib.parallel_backend("dask")`` against the
-  same search run locally (``n_jobs=1``): are the ``cv_results_`` scores
-  identical?
+  same search run locally (``n_jobs=1``), once with this process's BLAS
+  threads and once with one BLAS thread, as each worker runs (Dask's nanny
+  sets ``OPENBLAS_NUM_THREADS=1``): are the ``cv_results_`` scores identical?
 
 Writes ``cluster.json`` and ``cluster.md`` into ``--out``.
 """
@@ -45,6 +50,8 @@ def parse_args(argv=None):
     )
     parser.add_argument("--fit-rows", type=int, default=None)
     parser.add_argument("--transform-rows", type=int, default=None)
+    parser.add_argument("--quality-rows", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--out", default="benchmark-results", help="report folder")
     _env.add_verbose_flag(parser)
@@ -53,6 +60,8 @@ def parse_args(argv=None):
         args.fit_rows = 20_000 if args.quick else 200_000
     if args.transform_rows is None:
         args.transform_rows = 50_000 if args.quick else 1_000_000
+    if args.quality_rows is None:
+        args.quality_rows = 20_000 if args.quick else 50_000
     return args
 
 
@@ -106,6 +115,13 @@ def _tensorflow_imported():
 
 def _worker_peak_mb():
     return _rss_mb()["VmHWM"]
+
+
+def _reset_peak():
+    """Start ``VmHWM`` again from the current RSS (Linux): the peak measured
+    is then the transform's, not that of the fits run on the same workers."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def _estimator(clock, epochs):
@@ -162,6 +178,31 @@ def run_fit(args, results):
     return in_memory
 
 
+def run_quality(args, results):
+    """Held-out MSE of the Dask fit and the in-memory fit, over seeds."""
+    from skae import _dask
+
+    Xd = lazy_rows(args.quality_rows, seed=0)
+    X = Xd.compute()
+    test = _block(10**6, 10_000, seed=1)
+    dask_mse, memory_mse = [], []
+    for seed in range(args.seeds):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for data, scores in ((Xd, dask_mse), (X, memory_mse)):
+                est = _estimator(_epoch_timer(), 2).set_params(random_state=seed)
+                scores.append(-est.fit(data).score(test))
+    results["quality"] = {
+        "rows": args.quality_rows,
+        "epochs": 2,
+        "seeds": list(range(args.seeds)),
+        # The training rows (9/10 of X) read a block at a time, not once.
+        "streamed": not _dask.fits_in_memory(int(0.9 * args.quality_rows), FEATURES),
+        "heldout_mse_dask": dask_mse,
+        "heldout_mse_memory": memory_mse,
+    }
+
+
 def run_transform(args, results, client, est, key="transform"):
     Xd = lazy_rows(args.transform_rows, seed=2)
     # In memory: the same transform on 100,000 rows, best of 3.
@@ -176,6 +217,7 @@ def run_transform(args, results, client, est, key="transform"):
     del X
     # Each worker's start (TensorFlow, the estimator, compilation) first.
     est.transform(lazy_rows(4 * CHUNK, seed=9)).sum().compute()
+    client.run(_reset_peak)
     baseline = client.run(_worker_rss_mb)
     start = time.perf_counter()
     # Reduced on the workers: only the sums come back.
@@ -190,6 +232,7 @@ def run_transform(args, results, client, est, key="transform"):
         "cluster_rows_per_s": args.transform_rows / cluster_s,
         "slowdown": memory_rate / (args.transform_rows / cluster_s),
         "cluster_s": cluster_s,
+        # Since the warm-up: the fits before ran on the same workers.
         "worker_peak_rss_mb": max(peaks.values()),
         # After importing skae (TensorFlow) and the warm-up transform.
         "worker_rss_before_mb": max(baseline.values()),
@@ -203,6 +246,7 @@ def run_search(results, client):
     import joblib
     from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV
+    from threadpoolctl import threadpool_limits
 
     from skae import AutoencoderTransformer
 
@@ -218,24 +262,39 @@ def run_search(results, client):
         start = time.perf_counter()
         local = clone(search).set_params(n_jobs=1).fit(X)
         local_s = time.perf_counter() - start
+        with threadpool_limits(1, user_api="blas"):
+            one_thread = clone(search).set_params(n_jobs=1).fit(X)
         start = time.perf_counter()
         with joblib.parallel_backend("dask"):
             remote = search.fit(X)
         cluster_s = time.perf_counter() - start
     keys = [k for k in local.cv_results_ if k.endswith("test_score")]
+
+    def difference(a, b):
+        return max(
+            float(np.max(np.abs(a.cv_results_[k] - b.cv_results_[k]))) for k in keys
+        )
+
     results["search"] = {
         "candidates": 3,
         "folds": 3,
-        "identical": all(
-            np.array_equal(local.cv_results_[k], remote.cv_results_[k]) for k in keys
-        ),
-        "max_difference": max(
-            float(np.max(np.abs(local.cv_results_[k] - remote.cv_results_[k])))
-            for k in keys
-        ),
+        "local_blas_threads": _blas_threads(),
+        "max_difference": difference(local, remote),
+        "identical": difference(local, remote) == 0,
+        "max_difference_one_blas_thread": difference(one_thread, remote),
+        "identical_one_blas_thread": difference(one_thread, remote) == 0,
         "local_s": local_s,
         "cluster_s": cluster_s,
     }
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return max(
+        (p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"),
+        default=None,
+    )
 
 
 def main(argv=None):
@@ -253,6 +312,7 @@ def main(argv=None):
     cluster = _cluster(distributed)
     with distributed.Client(cluster) as client:
         est = run_fit(args, results)
+        run_quality(args, results)
         run_transform(args, results, client, est)
         run_search(results, client)
     cluster.close()
@@ -302,8 +362,8 @@ def report(r):
 
 `{r["command"]}`, {r["date"]}; load average at the start: {load}.
 Two single-threaded worker processes on 127.0.0.1; the client (this process)
-trains. One seed (0) and one run each: figures are indicative to +-10% on
-this shared machine.
+trains. Timings: one run each, seed 0, indicative to +-10% on this shared
+machine; held-out quality: {len(r["quality"]["seeds"])} seeds.
 
 ## Fit from a lazily computed Dask array
 
@@ -316,12 +376,12 @@ rows generated on the workers; {fit["epochs"]} epochs, `n_components=16`.
 | {epoch_target} |
 | whole fit (s) | {fit["dask_fit_s"]:.1f} | {fit["memory_fit_s"]:.1f} | |
 | client RSS growth (MB) | {growth:.0f} | | {rss_target} |
-| held-out MSE (10k rows) | {mse[0]:.5f} | {mse[1]:.5f} | equal |
+| held-out MSE (10k rows) | {mse[0]:.5f} | {mse[1]:.5f} | see below |
 | solution | {fit["solution_dask"]} | {fit["solution_memory"]} | |
 
 Each block is computed once per pass (statistics, PCA start, each epoch,
 the validation rows once): `tests/test_dask.py` counts it.
-
+{_quality_rows(r)}
 ## Transform
 
 {tr["rows"]:,} x 784 float32 ({tr["array_mb"]:.0f} MB), lazily generated on
@@ -331,19 +391,73 @@ the workers (generation included in the cluster's time), reduced there.
 |---|---|---|
 | in memory, this process | {tr["memory_rows_per_s"]:,.0f} | |
 | 2-worker LocalCluster | {tr["cluster_rows_per_s"]:,.0f} | {rate_target} |
-| worker peak RSS | {peak:.0f} MB | < 1 GB: {hit(peak < 1024)} |
+| worker peak RSS (during the transform) | {peak:.0f} MB | < 1 GB: {hit(peak < 1024)} |
 | worker RSS after warm-up | {tr["worker_rss_before_mb"]:.0f} MB | |
 | worker peak growth | {tr["worker_growth_mb"]:.0f} MB | |
 
-A worker's RSS after importing skae (TensorFlow, Keras) is most of its peak:
-`python -c "import skae"` alone holds about 900 MB on this machine.
+TensorFlow imported on the workers: {tr["tensorflow_on_workers"]}. The
+dense networks run on the workers as NumPy matrix products: what is shipped
+to them is `skae._forward.Forward` (the scaling and a copy of the weights),
+whose module imports neither Keras nor TensorFlow, whose runtime alone holds
+about 900 MB (`python -c "import keras"` on this machine).
 {_jax_rows(r)}
 ## GridSearchCV under `joblib.parallel_backend("dask")`
 
-{search["candidates"]} candidates x {search["folds"]} folds, 3,000 rows:
-`cv_results_` test scores identical to the local run: {search["identical"]}
-(largest difference {search["max_difference"]:.3g}); {search["local_s"]:.1f} s
-locally, {search["cluster_s"]:.1f} s on the cluster.
+{search["candidates"]} candidates x {search["folds"]} folds, 3,000 rows;
+{search["local_s"]:.1f} s locally, {search["cluster_s"]:.1f} s on the cluster.
+
+| local run (`n_jobs=1`) | `cv_results_` test scores identical | largest difference |
+|---|---|---|
+| one BLAS thread, as each worker | {search["identical_one_blas_thread"]} \
+| {search["max_difference_one_blas_thread"]:.3g} |
+| this process's {search["local_blas_threads"]} BLAS threads \
+| {search["identical"]} | {search["max_difference"]:.3g} |
+
+Target (identical to the local run): \
+{hit(search["identical_one_blas_thread"])} with the local run on one BLAS
+thread per process, as the workers run (Dask's nanny sets
+`OPENBLAS_NUM_THREADS=1` in each worker). The scores are float32 matrix
+products, which OpenBLAS rounds differently on one thread and on two; when
+the one-thread run is identical, the networks trained here (TensorFlow on
+this process's threads) and on the workers (one thread each) were the same,
+and any difference with this process's threads is that rounding in the
+scoring, not a different fit.
+"""
+
+
+def _quality_rows(r):
+    q = r["quality"]
+    dask_mse, memory_mse = (
+        np.array(q["heldout_mse_dask"]),
+        np.array(q["heldout_mse_memory"]),
+    )
+    diff = dask_mse - memory_mse
+    noise = max(dask_mse.std(), memory_mse.std())
+    within = abs(diff.mean()) <= noise
+    streamed = (
+        "the training rows streamed a block at a time"
+        if q["streamed"]
+        else "the training rows small enough to be read once"
+    )
+    rows = "\n".join(
+        f"| {s} | {a:.5f} | {b:.5f} | {a - b:+.5f} |"
+        for s, a, b in zip(q["seeds"], dask_mse, memory_mse, strict=True)
+    )
+    return f"""
+Held-out quality over seeds: {q["rows"]:,} rows ({streamed}), {q["epochs"]}
+epochs, `random_state` {", ".join(map(str, q["seeds"]))}; the same rows and
+the same 10,000 held-out rows for both fits.
+
+| seed | Dask array | in memory | difference |
+|---|---|---|---|
+{rows}
+| mean +- std | {dask_mse.mean():.5f} +- {dask_mse.std():.5f} \
+| {memory_mse.mean():.5f} +- {memory_mse.std():.5f} \
+| {diff.mean():+.5f} +- {diff.std():.5f} |
+
+Target (equal to the in-memory fit of the same rows): \
+{"met" if within else "**missed**"}: the mean difference is \
+{"within" if within else "beyond"} the seed-to-seed spread (std) of either fit.
 """
 
 
@@ -362,13 +476,16 @@ page of the user guide):
 | | workers on JAX | target |
 |---|---|---|
 | rows/s | {tr["cluster_rows_per_s"]:,.0f} | within 1.5x: {tr["slowdown"]:.2f}x |
-| worker peak RSS | {peak:.0f} MB | < 1 GB: {verdict} |
+| worker peak RSS (during the transform) | {peak:.0f} MB | < 1 GB: {verdict} |
 | worker RSS after warm-up | {tr["worker_rss_before_mb"]:.0f} MB | |
 | worker peak growth | {tr["worker_growth_mb"]:.0f} MB | |
 
-TensorFlow imported on the workers all the same: {tr["tensorflow_on_workers"]}
-(`import skae` on JAX does not import it; something on the transform's way
-does, not yet traced).
+TensorFlow imported on the workers: {tr["tensorflow_on_workers"]}. Networks
+the NumPy path cannot run (convolutions) ship the estimator and its Keras
+models: those workers import Keras, on their own backend, and no longer
+TensorFlow on JAX (a worker passing the estimator on to another sent its
+pickle's bytes, not its Keras models pickled again, which imported
+TensorFlow: `keras/src/saving/serialization_lib.py`, `tf.available`).
 """
 
 

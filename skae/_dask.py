@@ -12,20 +12,26 @@ validation rows, when they are small, are read once and kept in memory.
 
 ``transform``, ``inverse_transform``, ``score_samples`` (and ``fit_transform``)
 of a Dask collection return a lazy Dask collection of the same length, each
-block computed by the fitted estimator, which enters the graph once as one
-key (shipped once to each worker, not once per block).
+block computed on the workers by what enters the graph once as one key
+(shipped once to each worker, not once per block): for networks the NumPy
+path runs (the built-in dense ones), a :class:`skae._forward.Forward` (the
+scaling and a copy of the weights), so that a worker imports neither Keras
+nor TensorFlow; for any other network, or under ``inference_path("keras")``,
+the fitted estimator itself.
 """
 
 import functools
 import inspect
 import math
+import pickle
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
 
-from . import _devices, _pca_init, _streaming
+from . import _devices, _forward, _pca_init, _streaming
 
 # Row sets of at most this many bytes (as float32) are read once into memory;
 # larger ones stay on the cluster and are read a block at a time. The
@@ -407,14 +413,17 @@ def blockwise(estimator, method, X, *, names_checked=False):
         # Here, once, rather than a warning from every block.
         _check_feature_names(estimator, X, reset=False)
     dtype = np.dtype(np.float64) if method == "score_samples" else _out_dtype(X)
-    model = _shipped(estimator)
+    # Rows only: images are checked against the fitted shape by the estimator.
+    forward = _numpy_forward(estimator, method) if X.ndim == 2 else None
+    function = _apply if forward is None else _forward.apply_block
+    model = _shipped(estimator if forward is None else forward)
     letters = "abcdefgh"
     index_in = "i" + letters[: X.ndim - 1]
     index_out = "i" + "stuvwxyz"[: len(sample_shape)]
     # Feature chunks are concatenated into each block (concatenate=True):
     # features chunked apart are handled, at the cost of one larger block.
     return da.blockwise(
-        _apply,
+        function,
         index_out,
         X,
         index_in,
@@ -429,8 +438,38 @@ def blockwise(estimator, method, X, *, names_checked=False):
     )
 
 
+_NETWORKS = {
+    "transform": ("encoder_",),
+    "inverse_transform": ("decoder_",),
+    "score_samples": ("encoder_", "decoder_"),
+}
+
+
+def _numpy_forward(estimator, method):
+    """A :class:`skae._forward.Forward` for ``method``, or None.
+
+    None when a network ``method`` needs runs through Keras (not mapped to
+    NumPy, or ``inference_path("keras")``): the estimator is shipped then.
+    """
+    networks = {}
+    for name in _NETWORKS[method]:
+        network = estimator._inference.numpy_network(name, getattr(estimator, name))
+        if network is None:
+            return None
+        networks[name] = network.frozen()
+    return _forward.Forward(
+        networks.get("encoder_"),
+        networks.get("decoder_"),
+        offset=estimator.input_offset_,
+        scale=estimator.input_scale_,
+        code_scale=estimator.code_scale_,
+        sample_shape=estimator._sample_shape,
+    )
+
+
 def _shipped(estimator):
-    """The estimator as one key of the graph: sent once to each worker.
+    """The estimator (or its Forward) as one key of the graph: sent once to
+    each worker.
 
     With a ``dask.distributed`` client as the scheduler, it is scattered to
     every worker now (a future the result holds: later computations reuse
@@ -452,7 +491,52 @@ def _shipped(estimator):
             client = None
     if client is None:
         return dask.delayed(estimator, pure=True, traverse=False)
-    return client.scatter(estimator, broadcast=True, hash=True)
+    if isinstance(estimator, _forward.Forward):
+        return client.scatter(estimator, broadcast=True, hash=True)
+    pickled = Pickled(estimator)
+    key = f"{type(estimator).__name__}-{dask.base.tokenize(pickled.data)}"
+    return client.scatter({key: pickled}, broadcast=True)[key]
+
+
+class Pickled:
+    """An estimator as the bytes of its pickle, unpickled on first use.
+
+    Scattering to every worker sends it to one, which passes it on to the
+    others: pickling its Keras models again there would import TensorFlow
+    (Keras' serialisation checks for TensorFlow's types through a lazy
+    module, ``tf.available`` in ``keras/src/saving/serialization_lib.py``),
+    even on workers whose Keras runs on JAX or PyTorch. A worker passes
+    these bytes on instead.
+    """
+
+    def __init__(self, estimator):
+        try:
+            self.data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            # User networks defined in a notebook or a lambda.
+            import cloudpickle
+
+            self.data = cloudpickle.dumps(estimator)
+        self._lock = threading.Lock()
+        self._estimator = None
+
+    def __reduce__(self):
+        return _unpickled, (self.data,)
+
+    def get(self):
+        """The estimator, unpickled once per process."""
+        with self._lock:
+            if self._estimator is None:
+                self._estimator = pickle.loads(self.data)
+            return self._estimator
+
+
+def _unpickled(data):
+    pickled = Pickled.__new__(Pickled)
+    pickled.data = data
+    pickled._lock = threading.Lock()
+    pickled._estimator = None
+    return pickled
 
 
 def _out_dtype(X):
@@ -462,6 +546,8 @@ def _out_dtype(X):
 def _apply(block, estimator, method):
     """The estimator's method on one computed block, as an array."""
     _devices.configure()
+    if isinstance(estimator, Pickled):
+        estimator = estimator.get()
     block = np.asarray(block)
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None and method != "inverse_transform" and block.ndim == 2:
@@ -491,14 +577,16 @@ def _frame_blockwise(estimator, method, X):
     if method != "inverse_transform":
         _check_feature_names(estimator, _empty_frame(X), reset=False)
     output = _get_output_config("transform", estimator)["dense"]
-    model = _shipped(estimator)
     if method == "transform" and output == "pandas":
-        columns = estimator.get_feature_names_out()
+        columns = list(estimator.get_feature_names_out())
         dtype = _common_dtype(X)
-        meta = pd.DataFrame(
-            {c: np.empty(0, dtype) for c in columns}, columns=list(columns)
-        )
-        return X.map_partitions(_apply_frame, model, method, meta=meta)
+        meta = pd.DataFrame({c: np.empty(0, dtype) for c in columns}, columns=columns)
+        forward = _numpy_forward(estimator, method)
+        if forward is None:
+            model = _shipped(estimator)
+            return X.map_partitions(_apply_frame, model, method, meta=meta)
+        model = _shipped(forward)
+        return X.map_partitions(_forward.apply_frame, model, method, columns, meta=meta)
     if method == "transform" and output not in ("default", None):
         raise ValueError(
             "Expected set_output(transform='pandas' or 'default') for a Dask "
@@ -516,6 +604,8 @@ def _apply_frame(part, estimator, method):
     import pandas as pd
 
     _devices.configure()
+    if isinstance(estimator, Pickled):
+        estimator = estimator.get()
     unwrapped = inspect.unwrap(getattr(type(estimator), method))
     out = np.asarray(unwrapped(estimator, part))
     return pd.DataFrame(

@@ -4,8 +4,8 @@ Both settings take effect only before TensorFlow initialises its runtime in
 the process (its first operation), and are left alone when the user made
 them:
 
-* GPU memory grows on demand (``TF_FORCE_GPU_ALLOW_GROWTH=true``, set when
-  skae is imported unless the variable is already set) rather than being
+* GPU memory grows on demand (``TF_FORCE_GPU_ALLOW_GROWTH=true``, set by
+  ``import skae`` and here unless the variable is already set) rather than being
   taken whole by the first process: searches running several fits per GPU
   can share it.
 * On a ``dask.distributed`` worker, TensorFlow's intra-op pool is sized to
@@ -29,9 +29,12 @@ _configured = False
 def configure():
     """Size TensorFlow's thread pools on a Dask worker; once per process.
 
-    Called when skae is imported (on a worker: to unpickle the first task's
-    estimator, before its networks start TensorFlow) and where skae's work
-    starts (reading X for a fit, a Dask block in ``transform``). Returns the
+    Called when this module is first imported (with the estimator's: on a
+    worker, to unpickle the first task's estimator, before its networks
+    start TensorFlow) and where skae's work starts (reading X for a fit, a
+    Dask block in ``transform``, before the estimator shipped with it is
+    unpickled). Workers that run the NumPy forward pass
+    (:mod:`skae._forward`) never import this module nor TensorFlow. Returns the
     worker's thread count when the pools were set, else None (not on a
     worker, set by the user's environment, or TensorFlow already running,
     which fixes its pools).
@@ -91,9 +94,9 @@ def worker_threads():
     return int(worker.state.nthreads)
 
 
-# On a Dask worker skae is imported to unpickle the first task's estimator,
-# before that estimator's Keras models initialise TensorFlow: the last moment
-# its pools can be sized.
+# On a Dask worker the estimator's module (and so this one) is imported to
+# unpickle the first task's estimator, before that estimator's Keras models
+# initialise TensorFlow: the last moment its pools can be sized.
 configure()
 
 

@@ -34,12 +34,12 @@ Keras path) where that round-off matters.
 import contextlib
 import contextvars
 import math
+from functools import partial
 
 import keras
 import numpy as np
-from scipy import special
 
-from . import _backend, _compat
+from . import _backend, _compat, _forward
 from ._input import out_dtype, row_batches
 
 PATHS = ("auto", "numpy", "keras")
@@ -137,26 +137,9 @@ class Inference:
         network = self.numpy_network(name, model)
         if network is None:
             return self._run_keras(name, model, X, offset, scale, unscale)
-        dtype = out_dtype(X)
-        weights = network.weights(dtype)
-        out = np.empty((X.shape[0], network.out_width), dtype=dtype)
-        for start, batch in row_batches(X):
-            rows = len(batch)
-            if offset is not None:
-                batch = np.subtract(batch, offset, dtype=dtype)
-                np.divide(batch, scale, out=batch, dtype=dtype)
-            elif batch.dtype != dtype:
-                batch = batch.astype(dtype)
-            result = network.forward(batch.reshape(rows, *network.in_shape), weights)
-            target = out[start : start + rows]
-            if unscale is None:
-                target[...] = result.reshape(rows, -1)
-            else:
-                np.multiply(
-                    result.reshape(rows, -1), unscale[1], out=target, dtype=dtype
-                )
-                np.add(target, unscale[0], out=target, dtype=dtype)
-        return out
+        return _forward.run(
+            network, X, offset, scale, unscale, row_batches(X), out_dtype(X)
+        )
 
     def numpy_network(self, name, model):
         """``model`` as a :class:`NumpyNetwork`, or None for the Keras path.
@@ -214,12 +197,12 @@ class Inference:
                 # No float64 twin: a custom layer, or JAX without jax_enable_x64
                 # (float64 variables are float32 there).
                 runner, dtype = model, "float32"
-            fn = _forward(runner, model.input_shape[1:], dtype)
+            fn = _keras_forward(runner, model.input_shape[1:], dtype)
             cached = self._compiled[name] = (fn, dtype, runner, model)
         return cached[0], cached[1]
 
 
-def _forward(runner, in_shape, dtype):
+def _keras_forward(runner, in_shape, dtype):
     """NumPy rows in, NumPy rows out, through ``runner`` on the backend."""
     if _backend.name() == "tensorflow":
         import tensorflow as tf
@@ -248,14 +231,14 @@ def _forward(runner, in_shape, dtype):
 
 def score_samples(inference, encoder, decoder, X, offset, scale):
     """Negative mean squared reconstruction error of each row of X, in float64."""
-    scores = np.empty(X.shape[0])
-    for start, batch in row_batches(X):
-        codes = inference.run("encoder_", encoder, batch, offset, scale)
-        rebuilt = inference.run("decoder_", decoder, codes, unscale=(offset, scale))
-        # In float64: float32 squares overflow to inf from about 1e19.
-        error = np.subtract(batch, rebuilt, dtype=np.float64)
-        scores[start : start + len(batch)] = -np.mean(error**2, axis=1)
-    return scores
+
+    def encode(batch):
+        return inference.run("encoder_", encoder, batch, offset, scale)
+
+    def decode(codes):
+        return inference.run("decoder_", decoder, codes, unscale=(offset, scale))
+
+    return _forward.score(encode, decode, row_batches(X), X.shape[0])
 
 
 def float64_copy(model):
@@ -340,16 +323,15 @@ class NumpyNetwork:
 
     def forward(self, x, weights):
         """The network's output for the rows ``x`` (network input shape)."""
-        values = [x]
-        # TensorFlow turns overflow into inf silently; so does this path.
-        with np.errstate(all="ignore"):
-            for op, inputs, params, drop in self.steps:
-                values.append(
-                    op(*[values[i] for i in inputs], *[weights[j] for j in params])
-                )
-                for i in drop:
-                    values[i] = None
-        return values[self.output]
+        return _forward.forward(self.steps, self.output, x, weights)
+
+    def frozen(self):
+        """A :class:`skae._forward.Network`: these steps on a copy of the
+        weights as they are now, without Keras (for Dask workers)."""
+        arrays = [np.asarray(variable.numpy()) for variable in self.variables]
+        return _forward.Network(
+            self.steps, arrays, self.output, self.in_shape, self.out_width
+        )
 
 
 def numpy_network(model):
@@ -432,12 +414,12 @@ class _Builder:
         if kind is keras.layers.Activation:
             act = _activation(layer, layer.activation)
             return self.add(
-                lambda x: act(x, None),
+                partial(_forward.activation, act),
                 [inputs],
                 (),
                 shape,
                 fresh=True,
-                in_place=lambda x: act(x, x),
+                in_place=partial(_forward.activation_in_place, act),
             )
         if kind is keras.layers.LayerNormalization:
             return self._layer_norm(layer, inputs, shape)
@@ -450,7 +432,13 @@ class _Builder:
                 target = tuple(
                     math.prod(shape) // known if d == -1 else d for d in target
                 )
-            return self.add(_reshaper(target), [inputs], (), target, fresh=False)
+            return self.add(
+                partial(_forward.reshape_rows, target),
+                [inputs],
+                (),
+                target,
+                fresh=False,
+            )
         raise Unmappable(f"{_describe(layer)}: not supported")
 
     def add(self, op, inputs, variables, shape, *, fresh, in_place=None):
@@ -497,7 +485,8 @@ class _Builder:
         act = _activation(layer, layer.activation)
         variables = [layer.kernel] + ([] if layer.bias is None else [layer.bias])
         out_shape = (*shape[:-1], int(layer.kernel.shape[-1]))
-        return self.add(_dense_op(act), [slot], variables, out_shape, fresh=True)
+        op = partial(_forward.dense, act)
+        return self.add(op, [slot], variables, out_shape, fresh=True)
 
     def _layer_norm(self, layer, slot, shape):
         rank = len(shape) + 1
@@ -508,7 +497,12 @@ class _Builder:
                 "or uses rms_scaling"
             )
         variables = [v for v in (layer.gamma, layer.beta) if v is not None]
-        op = _layer_norm_op(float(layer.epsilon), layer.gamma, layer.beta)
+        op = partial(
+            _forward.layer_norm,
+            float(layer.epsilon),
+            layer.gamma is not None,
+            layer.beta is not None,
+        )
         return self.add(op, [slot], variables, shape, fresh=True)
 
     def _flatten(self, layer, slot, shape):
@@ -517,13 +511,14 @@ class _Builder:
             if len(shape) > 1:
                 axes = (0, *range(2, len(shape) + 1), 1)
                 return self.add(
-                    lambda x: x.transpose(axes).reshape(len(x), width),
+                    partial(_forward.flatten_channels_first, axes, width),
                     [slot],
                     (),
                     (width,),
                     fresh=True,
                 )
-        return self.add(_reshaper((width,)), [slot], (), (width,), fresh=False)
+        op = partial(_forward.reshape_rows, (width,))
+        return self.add(op, [slot], (), (width,), fresh=False)
 
     def _concatenate(self, layer, inputs):
         shapes = [self.shapes[i] for i in inputs]
@@ -533,50 +528,12 @@ class _Builder:
             raise Unmappable(f"{_describe(layer)}: not supported on these shapes")
         shape = list(shapes[0])
         shape[axis - 1] = sum(s[axis - 1] for s in shapes)
-
-        def concatenate(*xs):
-            return np.concatenate(xs, axis=axis)
-
-        return self.add(concatenate, inputs, (), shape, fresh=True)
+        op = partial(_forward.concatenate, axis)
+        return self.add(op, inputs, (), shape, fresh=True)
 
 
 def _describe(layer):
     return f"layer {getattr(layer, 'name', '?')!r} ({type(layer).__name__})"
-
-
-def _reshaper(shape):
-    def reshape(x):
-        return x.reshape(len(x), *shape)
-
-    return reshape
-
-
-def _dense_op(act):
-    def dense(x, kernel, bias=None):
-        h = x @ kernel
-        if bias is not None:
-            h += bias
-        # h is this step's own array: the activation may work in place.
-        return act(h, h)
-
-    return dense
-
-
-def _layer_norm_op(epsilon, gamma, beta):
-    # As keras.ops.layer_normalization: tf.nn.moments, then one multiply-add.
-    def layer_norm(x, *params):
-        mean = x.mean(axis=-1, keepdims=True)
-        variance = np.square(x - mean).mean(axis=-1, keepdims=True)
-        inv = 1.0 / np.sqrt(variance + epsilon)
-        params = iter(params)
-        if gamma is not None:
-            inv = inv * next(params)
-        res = -mean * inv
-        if beta is not None:
-            res = res + next(params)
-        return x * inv + res
-
-    return layer_norm
 
 
 def _activation(layer, activation):
@@ -590,85 +547,10 @@ def _activation(layer, activation):
     )
 
 
-# Each takes the pre-activation x and ``out``: x itself when x may be
-# overwritten, else None. Python scalars keep x's float dtype.
-# TensorFlow's leaky_relu takes its slope as a float32 attribute.
-_LEAKY_SLOPE = float(np.float32(0.2))
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def _relu(x, out):
-    return np.maximum(x, 0, out=out)
-
-
-def _elu(x, out):
-    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
-
-
-def _sigmoid(x, out):
-    return special.expit(x, out=out)
-
-
-def _hard_sigmoid(x, out):
-    return np.clip(x + 3, 0, 6) / 6
-
-
-def _softplus(x, out):
-    return np.logaddexp(0, x, out=out)
-
-
-def _softmax(x, out):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return np.divide(e, e.sum(axis=-1, keepdims=True), out=e)
-
-
-def _log_softmax(x, out):
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-_NUMPY_ACTIVATIONS = {
-    "linear": lambda x, out: x,
-    "relu": _relu,
-    "relu6": lambda x, out: np.clip(x, 0, 6, out=out),
-    "leaky_relu": lambda x, out: np.maximum(x, _LEAKY_SLOPE * x, out=out),
-    "elu": _elu,
-    "selu": lambda x, out: (
-        _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))
-    ),
-    "celu": lambda x, out: np.maximum(x, 0) + np.expm1(np.minimum(x, 0)),
-    "sigmoid": _sigmoid,
-    "hard_sigmoid": _hard_sigmoid,
-    "log_sigmoid": lambda x, out: -np.logaddexp(0, -x),
-    "sparse_sigmoid": lambda x, out: np.clip(0.5 * (x + 1), 0, 1),
-    "tanh": lambda x, out: np.tanh(x, out=out),
-    "hard_tanh": lambda x, out: np.clip(x, -1, 1, out=out),
-    "tanh_shrink": lambda x, out: x - np.tanh(x),
-    "softplus": _softplus,
-    "softsign": lambda x, out: x / (1 + np.abs(x)),
-    "silu": lambda x, out: x * special.expit(x),
-    "hard_silu": lambda x, out: x * _hard_sigmoid(x, None),
-    # keras.activations.gelu is the exact one (approximate=False), as TF's:
-    # 0.5 x erfc(-x / sqrt(2)).
-    "gelu": lambda x, out: 0.5 * x * special.erfc(-x * 0.7071067811865476),
-    "mish": lambda x, out: x * np.tanh(np.logaddexp(0, x)),
-    "exponential": lambda x, out: np.exp(x, out=out),
-    "softmax": _softmax,
-    "log_softmax": _log_softmax,
-    "squareplus": lambda x, out: (x + np.sqrt(np.square(x) + 4)) / 2,
-    "sparse_plus": lambda x, out: np.where(
-        x <= -1, 0, np.where(x < 1, 0.25 * np.square(x + 1), x)
-    ),
-    "soft_shrink": lambda x, out: np.where(
-        x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, 0)
-    ),
-    "hard_shrink": lambda x, out: np.where(np.abs(x) > 0.5, x, 0),
-}
 # (Keras function, NumPy twin), for those this Keras version has.
 _ACTIVATIONS = tuple(
     (getattr(keras.activations, name), fn)
-    for name, fn in _NUMPY_ACTIVATIONS.items()
+    for name, fn in _forward.ACTIVATIONS.items()
     if hasattr(keras.activations, name)
 )
 _IDENTITY = {
@@ -689,16 +571,12 @@ _IDENTITY = {
 }
 
 
-def _average(*xs):
-    return sum(xs[1:], xs[0]) / len(xs)
-
-
 _MERGES = {
-    keras.layers.Add: lambda *xs: sum(xs[1:], xs[0]),
+    keras.layers.Add: _forward.add,
     keras.layers.Subtract: np.subtract,
-    keras.layers.Multiply: lambda *xs: math.prod(xs[1:], start=xs[0]),
-    keras.layers.Average: _average,
-    keras.layers.Maximum: lambda *xs: np.maximum.reduce(xs),
-    keras.layers.Minimum: lambda *xs: np.minimum.reduce(xs),
+    keras.layers.Multiply: _forward.multiply,
+    keras.layers.Average: _forward.average,
+    keras.layers.Maximum: _forward.maximum,
+    keras.layers.Minimum: _forward.minimum,
     keras.layers.Concatenate: None,  # _Builder._concatenate
 }

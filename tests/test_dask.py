@@ -3,6 +3,9 @@
 import collections
 import os
 import pickle
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -11,7 +14,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import AutoencoderTransformer, _dask
+from skae import AutoencoderTransformer, _dask, inference_path
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -70,12 +73,53 @@ def test_inference_is_lazy_and_equal_to_in_memory(fitted, digits, chunks):
     assert fitted.score(Xd) == pytest.approx(fitted.score(digits), rel=1e-12)
 
 
-def test_estimator_enters_the_graph_once(fitted, digits):
-    Z = fitted.transform(da.from_array(digits, chunks=(100, 64)))
+def _shipped_keys(Z, prefix):
+    return [k for k in dict(Z.__dask_graph__()) if str(k).startswith(prefix)]
+
+
+def test_numpy_forward_enters_the_graph_once(fitted, digits):
+    Xd = da.from_array(digits, chunks=(100, 64))
+    Z = fitted.transform(Xd)
     assert Z.numblocks[0] == 18
-    graph = dict(Z.__dask_graph__())
-    keys = [k for k in graph if str(k).startswith("AutoencoderTransformer")]
-    assert len(keys) == 1
+    # The dense networks' NumPy pass, not the estimator (and its Keras models).
+    assert len(_shipped_keys(Z, "Forward")) == 1
+    assert not _shipped_keys(Z, "AutoencoderTransformer")
+
+
+def test_keras_path_ships_the_estimator_once(fitted, digits):
+    Xd = da.from_array(digits, chunks=(100, 64))
+    with inference_path("keras"):
+        Z = fitted.transform(Xd)
+        S = fitted.score_samples(Xd)
+    assert len(_shipped_keys(Z, "AutoencoderTransformer")) == 1
+    assert not _shipped_keys(Z, "Forward")
+    # Computed on the workers' default path: equal all the same.
+    assert_close(Z.compute(), fitted.transform(digits))
+    assert_close(S.compute(), fitted.score_samples(digits))
+
+
+def test_a_worker_passes_the_estimator_on_without_pickling_keras(fitted, tmp_path):
+    # Scatter's broadcast: one worker receives it, unpickles it and passes it
+    # on. On JAX, pickling Keras models would import TensorFlow there.
+    pytest.importorskip("jax")
+    path = tmp_path / "shipped.pkl"
+    path.write_bytes(pickle.dumps(_dask.Pickled(fitted)))
+    code = f"""
+        import os, pickle, sys
+        os.environ["KERAS_BACKEND"] = "jax"
+        shipped = pickle.loads(open({str(path)!r}, "rb").read())
+        estimator = shipped.get()
+        again = pickle.loads(pickle.dumps(shipped))
+        print(again.data == shipped.data, estimator.n_components_,
+              "tensorflow" in sys.modules)
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["True", str(fitted.n_components_), "False"]
 
 
 def test_unknown_chunk_sizes_transform(fitted, digits):
@@ -310,11 +354,15 @@ def test_cluster_transform_fit_and_threads(client, fitted, digits):
         key
         for keys in client.has_what().values()
         for key in keys
-        if str(key).startswith("AutoencoderTransformer")
+        if str(key).startswith("Forward")
     ]
     assert len(held) == 2 and len(set(held)) == 1  # One copy on each worker.
     assert_close(Z.compute(), fitted.transform(digits))
     assert_close(fitted.score_samples(Xd).compute(), fitted.score_samples(digits))
+    # The dense networks ran as NumPy: no worker imported Keras for them.
+    # (A builtin asks: a function of this module would import it, and Keras.)
+    asked = "{'keras', 'tensorflow'} & set(__import__('sys').modules)"
+    assert not any(client.run(eval, asked).values())
     est = AutoencoderTransformer(epochs=2, random_state=0)
     fitted_remote = client.submit(lambda X: clone(est).fit(X), digits).result()
     assert fitted_remote.n_iter_ == 2
