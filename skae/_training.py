@@ -196,17 +196,14 @@ class Trainer:
             total, first = tf.constant(0.0), tf.constant(0.0)
             steps = tf.shape(order)[0] // batch_size
             for i in tf.range(steps):
-                batch = order[i * batch_size : (i + 1) * batch_size]
+                xb = tf.gather(X_chunk, order[i * batch_size : (i + 1) * batch_size])
+                seed = tf.stack([self.seed, step + i])
                 if strategy is None:
-                    xb = tf.gather(X_chunk, batch)
-                    seed = tf.stack([self.seed, step + i])
                     with tf.GradientTape() as tape:
                         value = step_loss(xb, seed, noise, True)
                     grads = tape.gradient(value, variables)
                     optimizer.apply(grads, variables)
                 else:
-                    xb = tf.gather(X_chunk, batch)
-                    seed = tf.stack([self.seed, step + i])
                     value = _distribute.mirrored_step(
                         strategy,
                         lambda share, xb=xb, seed=seed: step_loss(
@@ -305,14 +302,13 @@ class Trainer:
                 # Slices of a static size: XLA compiles fixed shapes only.
                 start, size = [i * width], [width]
                 edges = [tf.slice(a, start, size) for a in (rows, partners, t)]
+                seed = tf.stack([self.seed, step + i])
                 if strategy is None:
-                    seed = tf.stack([self.seed, step + i])
                     with tf.GradientTape() as tape:
                         value = structured_loss(X, *edges, seed, noise, True, bank)
                     grads = tape.gradient(value, variables)
                     optimizer.apply(grads, variables)
                 else:
-                    seed = tf.stack([self.seed, step + i])
                     value = _distribute.mirrored_step(
                         strategy,
                         lambda share, edges=edges, seed=seed: structured_loss(
