@@ -181,7 +181,7 @@ def render_markdown(results, load):
     row("steady training (GFLOP/s)", lambda r: f"{r['steady_gflops']:.1f}")
     row(
         "steady training, % of the faster peak",
-        lambda r: f"{100 * r['steady_gflops'] / max(r['matmul_peak'].values()):.0f}%",
+        lambda r: f"{100 * r.get('steady_fraction', _fraction(r)):.0f}%",
     )
     row("fixed cost of a fit (s)", lambda r: f"{r['fixed_cost_seconds']:.2f}")
     row(
@@ -204,6 +204,7 @@ def merge(runs):
     """One result per backend, each figure the best of that backend's runs."""
     best = {}
     for run in runs:
+        run = {**run, "steady_fraction": _fraction(run)}
         if run["backend"] not in best:
             best[run["backend"]] = json.loads(json.dumps(run))
             best[run["backend"]]["runs"] = 1
@@ -220,11 +221,17 @@ def merge(runs):
                 run["transform_rows_per_second"][key],
             )
         if run["steady_gflops"] > kept["steady_gflops"]:
-            for key in ("steady_gflops", "steady_epoch_seconds"):
+            # Its fraction of the peak measured in the same process.
+            for key in ("steady_gflops", "steady_epoch_seconds", "steady_fraction"):
                 kept[key] = run[key]
         for key in ("fit_seconds", "fixed_cost_seconds", "structured_fit_seconds"):
             kept[key] = min(kept[key], run[key])
     return [best[b] for b in BACKENDS if b in best]
+
+
+def _fraction(result):
+    """Steady GFLOP/s over the faster matmul peak measured in the same run."""
+    return result["steady_gflops"] / max(result["matmul_peak"].values())
 
 
 def main(argv=None):
