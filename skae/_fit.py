@@ -32,6 +32,7 @@ from ._pca_init import (
     pca_r2_curve,
     select_n_components,
 )
+from ._pool import adopt, mirror, trainer_for
 from ._scaling import ScalingStats, check_scaled_range, noise_ratio, noise_scale
 from ._structure import neighbour_graph
 from ._training import Schedule, Trainer, TrainingInterrupted, train
@@ -383,13 +384,8 @@ def _train_new(plan, run, n_components):
         plan, run.input_shape, n_components, seed=run.seed, basis=run.basis
     )
     rows = run.train_rows
-    trainer = Trainer(
-        networks.encoder,
-        networks.decoder,
-        plan.trainer,
-        batch_size=min(plan.batch_size_for(rows.n), rows.n),
-        seed=int(run.rng.randint(2**31 - 1)),
-    )
+    batch_size = min(plan.batch_size_for(rows.n), rows.n)
+    trainer_seed = int(run.rng.randint(2**31 - 1))
     epochs = plan.epochs_for(rows.n)
     noise = plan.noise * noise_scale(
         run.stats, run.scale, run.basis, n_components, per_feature=_per_feature(plan)
@@ -405,15 +401,20 @@ def _train_new(plan, run, n_components):
     # PCA alone; training monitors its own loss.
     val_rows = run.val_rows if plan.holds_out else None
     try:
-        history, n_iter = train(trainer, rows, val_rows, schedule, run.rng)
+        with trainer_for(
+            networks.encoder,
+            networks.decoder,
+            plan.trainer,
+            batch_size=batch_size,
+            seed=trainer_seed,
+        ) as trainer:
+            history, n_iter = train(trainer, rows, val_rows, schedule, run.rng)
     except TrainingInterrupted as exc:
         raise _Interrupted(_Trained(networks, exc.history, exc.n_iter)) from exc
-    if trainer.structure_weight > 0:
+    if plan.trainer.structure_weight > 0:
         try:
             history.update(
-                _train_decoder(
-                    plan, run, networks, trainer.batch_size, epochs, val_rows
-                )
+                _train_decoder(plan, run, networks, batch_size, epochs, val_rows)
             )
         except TrainingInterrupted as exc:
             raise _Interrupted(_Trained(networks, history, n_iter)) from exc
@@ -434,8 +435,9 @@ def _train_decoder(plan, run, networks, batch_size, epochs, val_rows):
     cancer; see the user guide's page on structure). The same quarter trains
     the decoder on PCA's codes for the comparison that ends ``fit``.
     """
-    with frozen(networks.encoder):
-        tuner = Trainer(
+    with (
+        frozen(networks.encoder),
+        trainer_for(
             networks.encoder,
             networks.decoder,
             dataclasses.replace(
@@ -443,7 +445,8 @@ def _train_decoder(plan, run, networks, batch_size, epochs, val_rows):
             ),
             batch_size=batch_size,
             seed=int(run.rng.randint(2**31 - 1)),
-        )
+        ) as tuner,
+    ):
         schedule = _schedule(
             plan, run, epochs=max(1, epochs // 4), noise=0.0, warn_convergence=False
         )
@@ -477,7 +480,7 @@ def _train_chunk(plan, run):
         # set_params changed what it was made from: then a new one, as a
         # pickled copy, which has none, would make.
         if trainer is None or trainer.options != plan.trainer:
-            trainer = Trainer(
+            trainer = adopt(
                 networks.encoder,
                 networks.decoder,
                 plan.trainer,
@@ -485,6 +488,9 @@ def _train_chunk(plan, run):
                 batch_size=plan.batch_size_for(rows.n),
                 seed=run.seed,
             )
+            if previous is None:
+                # New networks: the pooled trainer's copies of them serve.
+                networks = Networks(trainer.encoder, trainer.decoder, networks.hidden)
         whole = noise_scale(run.stats, run.scale, per_feature=_per_feature(plan))
         noise = plan.noise * whole * run.stream.noise_ratio
         schedule = _schedule(
@@ -496,7 +502,8 @@ def _train_chunk(plan, run):
             first_step=run.stream.step,
             warn_convergence=False,
         )
-        chunk_history, _ = train(trainer, rows, None, schedule, run.rng)
+        with mirror(trainer, networks.encoder, networks.decoder):
+            chunk_history, _ = train(trainer, rows, None, schedule, run.rng)
     except BaseException as exc:
         if previous is not None:
             networks.encoder.set_weights(saved[0])

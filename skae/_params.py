@@ -450,6 +450,6 @@ def auto_batch_size(n_samples):
 def auto_epochs(n_samples):
     """``epochs="auto"``: 250,000 samples seen, in [20, 500] epochs."""
     # A budget of samples seen, not of steps, so fit time grows with the data
-    # only once the 20-epoch floor is reached (measured on digits and MNIST 10k:
-    # more passes than this no longer improved the held-out 2-D kNN accuracy).
+    # only once the 20-epoch floor is reached. Fits that need more warn
+    # (ConvergenceWarning); the training guide says what more epochs buy.
     return int(min(500, max(20, round(250_000 / max(n_samples, 1)))))

@@ -116,7 +116,11 @@ def pca_basis(Xs, n_components, random_state=None):
     # data) is measurably worse, and the init must be at least as good as PCA
     # for the early-stopping guarantee and for pca_r2_curve's bound (on MNIST,
     # 153 randomized components gave a validation R² of 0.94999, exact 0.95007).
-    solver = "covariance_eigh" if n_features <= 1000 else "auto"
+    # With fewer rows than features, the SVD of the rows is the cheaper exact
+    # solver: an n x d matrix against the d x d covariance's eigenproblem.
+    solver = "auto"
+    if n_features <= 1000:
+        solver = "full" if n_samples < n_features else "covariance_eigh"
     pca = PCA(n_components=n_fit, svd_solver=solver, random_state=random_state)
     # Constant data has no variance to explain: PCA's ratios are 0 / 0, with a
     # RuntimeWarning about a division the user did not write.

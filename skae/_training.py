@@ -125,7 +125,8 @@ class Trainer:
     """An autoencoder, its optimizer and the compiled functions that train it.
 
     Built once per ``fit``, and once for all the ``partial_fit`` calls of an
-    estimator, so that every call after the first reuses the traced graphs.
+    estimator, so that every call after the first reuses the traced graphs;
+    :mod:`skae._pool` lends built ones to later fits of the same graph.
     """
 
     def __init__(self, encoder, decoder, options, *, batch_size, seed):
@@ -137,8 +138,8 @@ class Trainer:
         self.autoencoder = keras.Model(
             inputs, decoder(encoder(inputs)), name="autoencoder"
         )
+        self.encoder, self.decoder = encoder, decoder
         self.batch_size = batch_size
-        self.seed = seed
         self.structure_weight = structure_weight
         self.optimizer = optimizer
         self._noisy = noisy
@@ -151,10 +152,7 @@ class Trainer:
         # What callbacks reach as model.optimizer, as after model.compile:
         # LearningRateScheduler and ReduceLROnPlateau set its rate.
         self.autoencoder.optimizer = optimizer
-        # Where the structure term's schedule decays from (it sets the rate).
-        # (The float32 value the optimizer holds, read without the variable:
-        # under a MirroredStrategy it is a MirroredVariable float() refuses.)
-        self._base_learning_rate = float(np.float32(options.learning_rate))
+        self.restart(seed)
         autoencoder = self.autoencoder
         variables = autoencoder.trainable_variables
         optimizer.build(variables)
@@ -192,12 +190,14 @@ class Trainer:
 
         strategy = self._mirrored
 
-        def run_epoch(X_chunk, order, step, noise):
+        # The seed is an argument, not a constant: a pooled trainer (see
+        # trainer_for) runs the same graph for every fit's seed.
+        def run_epoch(X_chunk, order, fit_seed, step, noise):
             total, first = tf.constant(0.0), tf.constant(0.0)
             steps = tf.shape(order)[0] // batch_size
             for i in tf.range(steps):
                 xb = tf.gather(X_chunk, order[i * batch_size : (i + 1) * batch_size])
-                seed = tf.stack([self.seed, step + i])
+                seed = tf.stack([fit_seed, step + i])
                 if strategy is None:
                     with tf.GradientTape() as tape:
                         value = step_loss(xb, seed, noise, True)
@@ -229,6 +229,17 @@ class Trainer:
             self._define_structured(
                 encoder, decoder, loss_fn, optimizer, masking, noisy
             )
+
+    def restart(self, seed):
+        """Start a new fit's random streams from ``seed``, at the current rate.
+
+        The rate is where the structure term's schedule decays from (it sets
+        the optimizer's rate each epoch).
+        """
+        self.seed = seed
+        # Through NumPy: under a MirroredStrategy the rate is a
+        # MirroredVariable, which float() refuses.
+        self._base_learning_rate = float(np.asarray(self.optimizer.learning_rate.value))
 
     def _define_structured(self, encoder, decoder, loss_fn, optimizer, masking, noisy):
         # Each step takes ``batch_size`` edges of the neighbour graph: their
@@ -281,7 +292,7 @@ class Trainer:
             )
             return
 
-        def run_structured(X, rows, partners, t, step, noise):
+        def run_structured(X, rows, partners, t, fit_seed, step, noise):
             total, first = tf.constant(0.0), tf.constant(0.0)
             width = 2 * batch_size
             steps = tf.shape(rows)[0] // width
@@ -295,14 +306,14 @@ class Trainer:
                 bank_rows = tf.maximum(tf.shape(X)[0], width)
                 bank = tf.random.stateless_normal(
                     tf.concat([[bank_rows], tf.shape(X)[1:]], 0),
-                    tf.stack([self.seed, -1 - step]),
+                    tf.stack([fit_seed, -1 - step]),
                     dtype=X.dtype,
                 )
             for i in tf.range(steps):
                 # Slices of a static size: XLA compiles fixed shapes only.
                 start, size = [i * width], [width]
                 edges = [tf.slice(a, start, size) for a in (rows, partners, t)]
-                seed = tf.stack([self.seed, step + i])
+                seed = tf.stack([fit_seed, step + i])
                 if strategy is None:
                     with tf.GradientTape() as tape:
                         value = structured_loss(X, *edges, seed, noise, True, bank)
@@ -375,6 +386,7 @@ class Trainer:
             chunk_total, chunk_first = self._run_epoch(
                 X_chunk,
                 tf.constant(order, tf.int32),
+                tf.constant(self.seed, tf.int32),
                 tf.constant(step),
                 tf.constant(noise, tf.float32),
             )
@@ -441,6 +453,7 @@ class Trainer:
             tf.constant(order, tf.int32),
             tf.constant(partners, tf.int32),
             tf.constant(t),
+            tf.constant(self.seed, tf.int32),
             tf.constant(first_step),
             tf.constant(noise, tf.float32),
             xla=xla,

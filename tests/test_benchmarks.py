@@ -164,8 +164,13 @@ def test_speed_quick_end_to_end(tmp_path):
     for target in targets.values():
         assert target["status"] in {"PASS", "MISS"}
         assert is_finite_number(target["ratio"])
+    fixed = result["fixed_cost"]
+    assert 0 < fixed["repeated_seconds"] == min(fixed["repeated_runs"])
+    assert fixed["first_seconds"] > 0 and fixed["status"] in {"PASS", "MISS"}
+    assert result["peak_target"]["status"] in {"PASS", "MISS"}
     speed_md = (out / "speed.md").read_text()
     assert "skae / plain Keras time" in speed_md and "| PCA `transform` |" in speed_md
+    assert "## Fixed cost" in speed_md and "repeated fit:" in speed_md
     assert "| NumPy reference forward pass |" in speed_md
     assert "skae / NumPy reference throughput" in speed_md
 

@@ -24,7 +24,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from skae import AutoencoderTransformer, _training
+from skae import AutoencoderTransformer, _pool, _training
 from skae._input import ArrayRows
 from skae._training import Schedule, Trainer, TrainerOptions, train
 from skae.architectures import build_dense
@@ -398,6 +398,12 @@ def test_repeated_fits_free_their_graphs_quietly(X):
     finally:
         tf.get_logger().removeHandler(records)
     gc.collect()
+    # Idle pooled trainers keep theirs (a bounded number), and only they.
+    pooled = sum(map(len, _pool._idle.values()))
+    assert 1 <= pooled <= _pool._PER_KEY * _pool._KEYS
+    assert len(_func_graphs("run_epoch")) <= pooled
+    _pool.clear()
+    gc.collect()
     assert _func_graphs("run_epoch") == []
     # TensorFlow warns about "retracing" from the fifth fit on; by design.
     assert not [m for m in records.messages if "retracing" in m]
@@ -646,6 +652,7 @@ def test_fit_compiles_with_xla_from_enough_edges(
 
     monkeypatch.setattr(_training, "_xla_or_graph", spy)
     monkeypatch.setattr(_training, "_XLA_MIN_EDGES", min_edges)
+    _pool.clear()  # New trainers, which the spy sees.
     X, _ = blobs
     AutoencoderTransformer(structure_weight=1.0, **FAST).fit(X)
     assert asked and set(asked) == {expected}
