@@ -237,9 +237,11 @@ class Trainer:
         the optimizer's rate each epoch).
         """
         self.seed = seed
-        # Through NumPy: under a MirroredStrategy the rate is a
-        # MirroredVariable, which float() refuses.
-        self._base_learning_rate = float(np.asarray(self.optimizer.learning_rate.value))
+        rate = self.optimizer.learning_rate
+        if self._mirrored is not None:
+            # A MirroredVariable, which float() refuses.
+            rate = rate.value.numpy()
+        self._base_learning_rate = float(rate)
 
     def _define_structured(self, encoder, decoder, loss_fn, optimizer, masking, noisy):
         # Each step takes ``batch_size`` edges of the neighbour graph: their
