@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from . import _backend, _compat, _steps
+from . import _backend, _compat, _distribute, _steps
 from ._structure import EXAGGERATION, contrastive_loss
 from ._utils import user_stacklevel
 
@@ -143,6 +143,12 @@ class Trainer:
         self.structure_weight = structure_weight
         self.optimizer = optimizer
         self._noisy = noisy
+        # A tf.distribute.MirroredStrategy around the fit (on JAX, the steps
+        # follow a Keras DataParallel themselves: skae._steps).
+        self._mirrored = None
+        if _backend.name() == "tensorflow":
+            self._mirrored = _distribute.active()
+            _check_replicas(self._mirrored, batch_size)
         # What callbacks reach as model.optimizer, as after model.compile:
         # LearningRateScheduler and ReduceLROnPlateau set its rate.
         self.autoencoder.optimizer = optimizer
@@ -153,8 +159,11 @@ class Trainer:
         _compat.sum_gradients_locally(optimizer)
         loss_fn = _loss_fn(options.loss)
 
-        def step_loss(xb, seed, noise, training):
+        def step_loss(xb, seed, noise, training, share=None):
             x_in = _corrupt(xb, noise, masking, seed, noisy) if training else xb
+            if share is not None:
+                # A replica's rows, corrupted as on one device (mirrored_step).
+                xb, x_in = share(xb), share(x_in)
             out = autoencoder(x_in, training=training)
             value = loss_fn(xb, out)
             if autoencoder.losses:
@@ -168,6 +177,7 @@ class Trainer:
                 lambda X, order, seed, noise: step_loss(
                     keras.ops.take(X, order, axis=0), seed, noise, True
                 ),
+                rows=(1,),
             )
             self._eval_loss = _steps.evaluate(
                 lambda xb: step_loss(xb, None, 0.0, False)
@@ -178,6 +188,8 @@ class Trainer:
                 )
             return
 
+        strategy = self._mirrored
+
         # The seed is an argument, not a constant: a pooled trainer (see
         # trainer_for) runs the same graph for every fit's seed.
         def run_epoch(X_chunk, order, fit_seed, step, noise):
@@ -186,10 +198,21 @@ class Trainer:
             for i in tf.range(steps):
                 xb = tf.gather(X_chunk, order[i * batch_size : (i + 1) * batch_size])
                 seed = tf.stack([fit_seed, step + i])
-                with tf.GradientTape() as tape:
-                    value = step_loss(xb, seed, noise, True)
-                grads = tape.gradient(value, variables)
-                optimizer.apply(grads, variables)
+                if strategy is None:
+                    with tf.GradientTape() as tape:
+                        value = step_loss(xb, seed, noise, True)
+                    grads = tape.gradient(value, variables)
+                    optimizer.apply(grads, variables)
+                else:
+                    value = _distribute.mirrored_step(
+                        strategy,
+                        lambda share, xb=xb, seed=seed: step_loss(
+                            xb, seed, noise, True, share
+                        ),
+                        optimizer,
+                        variables,
+                        batch_size,
+                    )
                 total += value
                 # The first step's value, read from total: a second use of
                 # value changed how TensorFlow fused the structured loss, and
@@ -214,7 +237,11 @@ class Trainer:
         the optimizer's rate each epoch).
         """
         self.seed = seed
-        self._base_learning_rate = float(self.optimizer.learning_rate)
+        rate = self.optimizer.learning_rate
+        if self._mirrored is not None:
+            # A MirroredVariable, which float() refuses.
+            rate = rate.value.numpy()
+        self._base_learning_rate = float(rate)
 
     def _define_structured(self, encoder, decoder, loss_fn, optimizer, masking, noisy):
         # Each step takes ``batch_size`` edges of the neighbour graph: their
@@ -228,22 +255,29 @@ class Trainer:
         autoencoder = self.autoencoder
         variables = autoencoder.trainable_variables
         batch_size, weight = self.batch_size, float(self.structure_weight)
+        strategy = self._mirrored
 
         ops = keras.ops
 
-        def structured_loss(X, rows, partners, t, seed, noise, training, bank=None):
+        def structured_loss(
+            X, rows, partners, t, seed, noise, training, bank=None, share=None
+        ):
             xb = ops.take(X, rows, axis=0)
             x_in = xb
             if training:
                 t = ops.reshape(t, (-1,) + (1,) * (len(xb.shape) - 1))
                 x_in = xb + t * (ops.take(X, partners, axis=0) - xb)
                 x_in = _corrupt(x_in, noise, masking, seed, noisy, bank)
+            if share is not None:
+                xb, x_in = share(xb), share(x_in)
             codes = encoder(x_in, training=training)
             value = loss_fn(xb, decoder(codes, training=training))
             if autoencoder.losses:
                 value += _backend.add_n(autoencoder.losses)
+            # A replica of a mirrored fit holds its share of the edges.
+            half = batch_size if strategy is None else ops.shape(codes)[0] // 2
             return value + weight * contrastive_loss(
-                codes[:batch_size], codes[batch_size:], EXAGGERATION
+                codes[:half], codes[half:], EXAGGERATION
             )
 
         if _backend.name() != "tensorflow":
@@ -253,6 +287,7 @@ class Trainer:
                 lambda X, rows, partners, t, seed, noise, bank: structured_loss(
                     X, rows, partners, t, seed, noise, True, bank
                 ),
+                rows=(1, 2, 3),
             )
             self._eval_structured = _steps.evaluate(
                 lambda X, rows: structured_loss(X, rows, rows, rows, None, 0.0, False)
@@ -279,20 +314,24 @@ class Trainer:
             for i in tf.range(steps):
                 # Slices of a static size: XLA compiles fixed shapes only.
                 start, size = [i * width], [width]
+                edges = [tf.slice(a, start, size) for a in (rows, partners, t)]
                 seed = tf.stack([fit_seed, step + i])
-                with tf.GradientTape() as tape:
-                    value = structured_loss(
-                        X,
-                        tf.slice(rows, start, size),
-                        tf.slice(partners, start, size),
-                        tf.slice(t, start, size),
-                        seed,
-                        noise,
-                        True,
-                        bank,
+                if strategy is None:
+                    with tf.GradientTape() as tape:
+                        value = structured_loss(X, *edges, seed, noise, True, bank)
+                    grads = tape.gradient(value, variables)
+                    optimizer.apply(grads, variables)
+                else:
+                    value = _distribute.mirrored_step(
+                        strategy,
+                        lambda share, edges=edges, seed=seed: structured_loss(
+                            X, *edges, seed, noise, True, bank, share
+                        ),
+                        optimizer,
+                        variables,
+                        batch_size,
+                        halves=True,
                     )
-                grads = tape.gradient(value, variables)
-                optimizer.apply(grads, variables)
                 total += value
                 first = tf.where(i == 0, total, first)
             return total, first
@@ -661,6 +700,16 @@ def _xla_or_graph(fn):
         return compiled(*args)
 
     return run
+
+
+def _check_replicas(strategy, batch_size):
+    replicas = _distribute.replicas(strategy)
+    if batch_size < replicas:
+        raise ValueError(
+            f"Expected a batch of at least one row per replica. Received: "
+            f"batch_size={batch_size} for the {replicas} replicas of "
+            f"{type(strategy).__name__}."
+        )
 
 
 def _whole_batches(chunk_rows, n, batch_size):
