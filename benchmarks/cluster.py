@@ -217,12 +217,19 @@ def run_transform(args, results, client, est, key="transform"):
     del X
     # Each worker's start (TensorFlow, the estimator, compilation) first.
     est.transform(lazy_rows(4 * CHUNK, seed=9)).sum().compute()
+    # The rows are generated on the workers, inside the timed graph; the
+    # in-memory rate has its rows already. Their generation alone, timed the
+    # same way, is taken off the cluster's time for the comparison.
+    start = time.perf_counter()
+    float(Xd.sum().compute())
+    generation_s = time.perf_counter() - start
     client.run(_reset_peak)
     baseline = client.run(_worker_rss_mb)
     start = time.perf_counter()
     # Reduced on the workers: only the sums come back.
     total = float(est.transform(Xd).sum().compute())
     cluster_s = time.perf_counter() - start
+    net_rate = args.transform_rows / max(cluster_s - generation_s, 1e-9)
     peaks = client.run(_worker_peak_mb)
     tensorflow = client.run(_tensorflow_imported)
     results[key] = {
@@ -230,8 +237,11 @@ def run_transform(args, results, client, est, key="transform"):
         "array_mb": Xd.nbytes / 2**20,
         "memory_rows_per_s": memory_rate,
         "cluster_rows_per_s": args.transform_rows / cluster_s,
-        "slowdown": memory_rate / (args.transform_rows / cluster_s),
+        "cluster_net_rows_per_s": net_rate,
+        "slowdown": memory_rate / net_rate,
+        "slowdown_with_generation": memory_rate / (args.transform_rows / cluster_s),
         "cluster_s": cluster_s,
+        "generation_s": generation_s,
         # Since the warm-up: the fits before ran on the same workers.
         "worker_peak_rss_mb": max(peaks.values()),
         # After importing skae (TensorFlow) and the warm-up transform.
@@ -385,12 +395,17 @@ the validation rows once): `tests/test_dask.py` counts it.
 ## Transform
 
 {tr["rows"]:,} x 784 float32 ({tr["array_mb"]:.0f} MB), lazily generated on
-the workers (generation included in the cluster's time), reduced there.
+the workers, reduced there. The in-memory rate has its rows already; the
+cluster's generation of them alone ({tr["generation_s"]:.1f} s, timed the same
+way) is taken off its time for the comparison.
 
 | | rows/s | target |
 |---|---|---|
-| in memory, this process | {tr["memory_rows_per_s"]:,.0f} | |
-| 2-worker LocalCluster | {tr["cluster_rows_per_s"]:,.0f} | {rate_target} |
+| in memory, this process (2 BLAS threads) | {tr["memory_rows_per_s"]:,.0f} | |
+| 2-worker LocalCluster, generation included | {tr["cluster_rows_per_s"]:,.0f} \
+| {tr["slowdown_with_generation"]:.2f}x |
+| 2-worker LocalCluster, transform | {tr["cluster_net_rows_per_s"]:,.0f} \
+| {rate_target} |
 | worker peak RSS (during the transform) | {peak:.0f} MB | < 1 GB: {hit(peak < 1024)} |
 | worker RSS after warm-up | {tr["worker_rss_before_mb"]:.0f} MB | |
 | worker peak growth | {tr["worker_growth_mb"]:.0f} MB | |
@@ -475,7 +490,8 @@ page of the user guide):
 
 | | workers on JAX | target |
 |---|---|---|
-| rows/s | {tr["cluster_rows_per_s"]:,.0f} | within 1.5x: {tr["slowdown"]:.2f}x |
+| rows/s, transform (generation taken off) \
+| {tr["cluster_net_rows_per_s"]:,.0f} | within 1.5x: {tr["slowdown"]:.2f}x |
 | worker peak RSS (during the transform) | {peak:.0f} MB | < 1 GB: {verdict} |
 | worker RSS after warm-up | {tr["worker_rss_before_mb"]:.0f} MB | |
 | worker peak growth | {tr["worker_growth_mb"]:.0f} MB | |
