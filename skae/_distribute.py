@@ -108,6 +108,22 @@ def _tensorflow_strategy():
     return strategy
 
 
+def step(strategy, loss, optimizer, variables, size, halves=False):
+    """One TensorFlow optimizer step; the batch's loss.
+
+    On one device (``strategy`` None) ``loss(None)`` is the whole batch's;
+    under a strategy, see :func:`mirrored_step`.
+    """
+    if strategy is not None:
+        return mirrored_step(strategy, loss, optimizer, variables, size, halves)
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        value = loss(None)
+    optimizer.apply(tape.gradient(value, variables), variables)
+    return value
+
+
 def mirrored_step(strategy, loss, optimizer, variables, size, halves=False):
     """One optimizer step under a ``tf.distribute`` strategy; the batch's loss.
 

@@ -198,21 +198,15 @@ class Trainer:
             for i in tf.range(steps):
                 xb = tf.gather(X_chunk, order[i * batch_size : (i + 1) * batch_size])
                 seed = tf.stack([fit_seed, step + i])
-                if strategy is None:
-                    with tf.GradientTape() as tape:
-                        value = step_loss(xb, seed, noise, True)
-                    grads = tape.gradient(value, variables)
-                    optimizer.apply(grads, variables)
-                else:
-                    value = _distribute.mirrored_step(
-                        strategy,
-                        lambda share, xb=xb, seed=seed: step_loss(
-                            xb, seed, noise, True, share
-                        ),
-                        optimizer,
-                        variables,
-                        batch_size,
-                    )
+                value = _distribute.step(
+                    strategy,
+                    lambda share, xb=xb, seed=seed: step_loss(
+                        xb, seed, noise, True, share
+                    ),
+                    optimizer,
+                    variables,
+                    batch_size,
+                )
                 total += value
                 # The first step's value, read from total: a second use of
                 # value changed how TensorFlow fused the structured loss, and
@@ -316,22 +310,16 @@ class Trainer:
                 start, size = [i * width], [width]
                 edges = [tf.slice(a, start, size) for a in (rows, partners, t)]
                 seed = tf.stack([fit_seed, step + i])
-                if strategy is None:
-                    with tf.GradientTape() as tape:
-                        value = structured_loss(X, *edges, seed, noise, True, bank)
-                    grads = tape.gradient(value, variables)
-                    optimizer.apply(grads, variables)
-                else:
-                    value = _distribute.mirrored_step(
-                        strategy,
-                        lambda share, edges=edges, seed=seed: structured_loss(
-                            X, *edges, seed, noise, True, bank, share
-                        ),
-                        optimizer,
-                        variables,
-                        batch_size,
-                        halves=True,
-                    )
+                value = _distribute.step(
+                    strategy,
+                    lambda share, edges=edges, seed=seed: structured_loss(
+                        X, *edges, seed, noise, True, bank, share
+                    ),
+                    optimizer,
+                    variables,
+                    batch_size,
+                    halves=True,
+                )
                 total += value
                 first = tf.where(i == 0, total, first)
             return total, first
