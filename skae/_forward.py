@@ -17,9 +17,9 @@ import math
 import numpy as np
 from scipy import special
 
-# Rows per call at inference (``_input.row_batches`` reads in-memory X in
-# slices of as many): large enough to amortise the call, small enough that a
-# batch's copy stays a few tens of MB.
+# Rows per call at inference and per pass of the scaling statistics (all
+# in-memory X is read in slices of as many): large enough to amortise the
+# call, small enough that a batch's copy stays a few tens of MB.
 BATCH_ROWS = 4096
 
 

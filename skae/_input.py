@@ -25,12 +25,8 @@ import scipy.sparse as sp
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_feature_names, validate_data
 
-from . import _dask, _devices, _streaming
-
-# Rows per call at inference and per pass of the scaling statistics: large
-# enough to amortise the call, small enough that a batch's copy stays a few
-# tens of MB.
-BATCH_ROWS = 4096
+from . import _dask, _devices, _forward, _streaming
+from ._forward import BATCH_ROWS
 
 
 @dataclass(frozen=True)
@@ -232,8 +228,7 @@ def row_batches(X):
         rows = min(BATCH_ROWS, max(1, _streaming.auto_batch_rows(X.shape[1]) // 4))
         yield from _streaming.iter_batches(X, rows)
         return
-    for start in range(0, X.shape[0], BATCH_ROWS):
-        yield start, X[start : start + BATCH_ROWS]
+    yield from _forward.row_batches(X)
 
 
 def scaling_stats(X, stats):

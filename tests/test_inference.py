@@ -20,7 +20,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
 import skae
-import skae._input
+import skae._forward
 from skae import AutoencoderTransformer, inference_path
 from skae._inference import _ACTIVATIONS, Inference, NumpyNetwork
 from skae._inference import float64_copy as _float64_copy
@@ -59,7 +59,7 @@ def test_transform_streams_in_batches(fitted, digits, monkeypatch):
 
     X, _ = digits
     expected = fitted.transform(X)
-    monkeypatch.setattr(skae._input, "BATCH_ROWS", 7)
+    monkeypatch.setattr(skae._forward, "BATCH_ROWS", 7)
     np.testing.assert_allclose(fitted.transform(X), expected, rtol=1e-6, atol=1e-6)
 
 
