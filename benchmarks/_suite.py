@@ -19,21 +19,11 @@ from skae.metrics import embedding_report
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 METHODS = ("autoencoder", "structured", "pca", "umap", *PEERS)
-# The structured autoencoder's settings (issue 8): the structure term at weight
-# 1, 512 edges a step (InfoNCE compares each with the batch's others) and a
-# learning rate for that batch size, decayed over the epochs by fit; a deeper
-# encoder whose hidden layers are layer-normalised, with GELU (MNIST 10k,
-# seeds 0-2, held-out kNN 0.933 against 0.920 for three ReLU layers without
-# normalisation, in 1.6 times the fit; docs/user_guide/structure.rst).
-# Everything else is the default.
-STRUCTURED = dict(
-    structure_weight=1.0,
-    batch_size=512,
-    learning_rate=1e-2,
-    activation="gelu",
-    hidden_layer_sizes=(128, 128, 128, 128),
-    normalization="layer",
-)
+# The structured autoencoder: the structure term at weight 1, everything else
+# the defaults, whose "auto" values then take the term's recipe (512 edges a
+# step at a learning rate of 1e-2, four layer-normalised GELU layers of 128;
+# skae/_params.py and docs/user_guide/structure.rst say why).
+STRUCTURED = dict(structure_weight=1.0)
 # Wider inputs reach it through PCA to this many components, in a Pipeline, as
 # t-SNE and UMAP users do: the graph is built on denoised distances and the
 # network's widest layers shrink (MNIST 10k, seeds 0-2, with XLA: kNN

@@ -1,6 +1,6 @@
 """Timing helpers of ``benchmarks.speed``: best and median times, alternated
 contenders, the plain NumPy forward pass that ``transform`` is held to, and
-the fixed cost of a fit.
+the fixed cost of a fit, and the machine's float32 matmul peak.
 """
 
 import statistics
@@ -146,3 +146,39 @@ def fixed_cost(X, n_components, repeats):
         "repeated_seconds": min(repeated),
         "repeated_runs": repeated,
     }
+
+
+def matmul_peak(size=2048, repeats=5):
+    """float32 GFLOP/s of a ``size`` x ``size`` matmul in NumPy and TensorFlow."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = rng.random((size, size), dtype=np.float32)
+    b = rng.random((size, size), dtype=np.float32)
+    flops = 2 * size**3
+    numpy_seconds = _best_time(lambda: a @ b, repeats)
+    ta, tb = tf.constant(a), tf.constant(b)
+    tf_seconds = _best_time(lambda: tf.linalg.matmul(ta, tb).numpy(), repeats)
+    return {
+        "size": size,
+        "numpy_gflops": flops / numpy_seconds / 1e9,
+        "tensorflow_gflops": flops / tf_seconds / 1e9,
+    }
+
+
+def dense_flops_per_sample(models):
+    """Training FLOPs per sample per epoch: 6 x sum(fan_in x fan_out).
+
+    Each Dense layer costs ``2 * fan_in * fan_out`` FLOPs forward and about
+    twice that backward (gradients of weights and of inputs). Biases,
+    activations, the loss and the optimizer update are left out.
+    """
+    import keras
+
+    macs = 0
+    for model in models:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dense):
+                fan_in, fan_out = layer.kernel.shape
+                macs += int(fan_in) * int(fan_out)
+    return 6 * macs

@@ -93,7 +93,8 @@ def measure(preset):
 
     import skae
 
-    from .speed import _epoch_timer, _steady, dense_flops_per_sample
+    from ._timing import dense_flops_per_sample
+    from .speed import _epoch_timer, _steady
 
     warnings.simplefilter("ignore", ConvergenceWarning)
     rng = np.random.default_rng(0)

@@ -31,9 +31,10 @@ import numpy as np
 from benchmarks import _env
 from benchmarks._timing import (
     _best_latencies,
-    _best_time,
     _best_times,
+    dense_flops_per_sample,
     fixed_cost,
+    matmul_peak,
     numpy_forward,
 )
 
@@ -126,6 +127,11 @@ def parse_args(argv=None):
         help="also run benchmarks.scaling (about 30 min) into the report",
     )
     parser.add_argument(
+        "--structured",
+        action="store_true",
+        help="with --quick: also the structured fit's section (always in full runs)",
+    )
+    parser.add_argument(
         "--backend",
         choices=("tensorflow", "jax", "torch"),
         help="measure this Keras backend with benchmarks.backends instead",
@@ -150,40 +156,11 @@ def _log(message, start):
     )
 
 
-def matmul_peak(size=2048, repeats=5):
-    """float32 GFLOP/s of a ``size`` x ``size`` matmul in NumPy and TensorFlow."""
-    import tensorflow as tf
+def _resolved_learning_rate(estimator):
+    """The learning rate ``fit`` uses: "auto" resolved by skae's own rule."""
+    from skae._params import make_plan
 
-    rng = np.random.default_rng(0)
-    a = rng.random((size, size), dtype=np.float32)
-    b = rng.random((size, size), dtype=np.float32)
-    flops = 2 * size**3
-    numpy_seconds = _best_time(lambda: a @ b, repeats)
-    ta, tb = tf.constant(a), tf.constant(b)
-    tf_seconds = _best_time(lambda: tf.linalg.matmul(ta, tb).numpy(), repeats)
-    return {
-        "size": size,
-        "numpy_gflops": flops / numpy_seconds / 1e9,
-        "tensorflow_gflops": flops / tf_seconds / 1e9,
-    }
-
-
-def dense_flops_per_sample(models):
-    """Training FLOPs per sample per epoch: 6 x sum(fan_in x fan_out).
-
-    Each Dense layer costs ``2 * fan_in * fan_out`` FLOPs forward and about
-    twice that backward (gradients of weights and of inputs). Biases,
-    activations, the loss and the optimizer update are left out.
-    """
-    import keras
-
-    macs = 0
-    for model in models:
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.Dense):
-                fan_in, fan_out = layer.kernel.shape
-                macs += int(fan_in) * int(fan_out)
-    return 6 * macs
+    return make_plan(estimator, incremental=False).trainer.learning_rate
 
 
 def _resolved_batch_size(estimator, n_train):
@@ -304,7 +281,7 @@ def fit_plain_keras(X, reference, epochs, networks):
     optimizer = keras.optimizers.get(
         {
             "class_name": reference.optimizer,
-            "config": {"learning_rate": reference.learning_rate},
+            "config": {"learning_rate": _resolved_learning_rate(reference)},
         }
     )
     loss = "mse" if reference.loss == "auto" else reference.loss
@@ -509,7 +486,7 @@ def run(args, start):
             "kept_solution": ae.solution_,
             "hidden_layer_sizes_": getattr(ae, "hidden_layer_sizes_", None),
             "optimizer": ae.optimizer,
-            "learning_rate": ae.learning_rate,
+            "learning_rate": _resolved_learning_rate(ae),
             "loss": ae.loss,
             "flops_per_sample_epoch": flops,
         },
@@ -776,14 +753,25 @@ def main(argv=None):
     _log("importing TensorFlow ...", start)
     result = run(args, start)
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "speed.json", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1, allow_nan=False)
-        f.write("\n")
     text = render_markdown(result)
+    if not args.quick or args.structured:
+        from . import structured_speed
+
+        peaks = result["matmul_peak"]
+        result["structured"] = structured_speed.run(
+            max(peaks["numpy_gflops"], peaks["tensorflow_gflops"]),
+            quick=args.quick,
+            data_home=args.data_home,
+            log=lambda m: _log(m, start),
+        )
+        text += "\n" + structured_speed.render(result["structured"])
     if args.scaling:
         from . import scaling
 
         text += "\n" + scaling.section(args.out, args.quick, lambda m: _log(m, start))
+    with open(args.out / "speed.json", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1, allow_nan=False)
+        f.write("\n")
     (args.out / "speed.md").write_text(text, encoding="utf-8")
     verdict = result["wrapper_vs_keras"]
     _log(

@@ -63,10 +63,9 @@ class AutoencoderTransformer(
     hidden_layer_sizes : "auto" or tuple of int, default="auto"
         Widths of the encoder's hidden layers, widest first (with "conv": the
         number of filters of each convolution); the decoder mirrors them. "auto"
-        sizes dense layers from the number of features, or gives three layers
-        of 128 (or of four times the code, if wider) with
-        ``structure_weight > 0`` (see
-        :func:`skae.architectures.auto_hidden_layer_sizes`), and gives (16, 8, 8)
+        sizes dense layers from the number of features, or gives four layers
+        of 128 (of four times the code, if wider) with ``structure_weight > 0``
+        (:func:`skae.architectures.auto_hidden_layer_sizes`), and (16, 8, 8)
         filters for "conv"; ``()`` gives a single-layer encoder and decoder.
 
     input_shape : tuple of int or None, default=None
@@ -114,9 +113,10 @@ class AutoencoderTransformer(
         ends by comparing the trained networks with PCA's solution and with
         PCA's codes decoded by a trained decoder (see ``solution_``).
 
-    activation : str or None, default="relu"
+    activation : "auto", str or None, default="auto"
         Activation of the hidden layers, any Keras activation name. None or
         "linear" gives a linear autoencoder, which learns PCA's subspace.
+        "auto": "relu", or "gelu" with ``structure_weight > 0``.
 
     code_activation : str or None, default=None
         Activation of the code layer; None keeps the code linear (unbounded).
@@ -125,13 +125,13 @@ class AutoencoderTransformer(
         Activation of the reconstruction. "auto": "sigmoid" when the input is
         scaled to [0, 1] (``scaling="minmax"``), else linear.
 
-    normalization : {None, "layer"}, default=None
-        "layer" puts a :class:`keras.layers.LayerNormalization` between each
-        of the encoder's hidden layers and its activation (the decoder is left
-        plain). It steadies the training of deep encoders under the structure
-        term: with ``activation="gelu"`` and four hidden layers of 128 it
-        raised MNIST 10k's held-out 2-D kNN accuracy from 0.921 to 0.933
-        (seeds 0-2; see the user guide's page on structure).
+    normalization : {"auto", None, "layer"}, default="auto"
+        "auto": None, or "layer" with ``structure_weight > 0``. "layer" puts
+        a :class:`keras.layers.LayerNormalization` between each of the
+        encoder's hidden layers and its activation (the decoder is left
+        plain). It steadies deep encoders under the structure term (MNIST
+        10k's held-out 2-D kNN accuracy 0.933 against 0.921 without it; the
+        user guide's page on structure).
 
     scaling : {"auto", "center", "standard", "minmax"} or None, default="auto"
         How the input is scaled before training; ``inverse_transform`` undoes it.
@@ -182,11 +182,12 @@ class AutoencoderTransformer(
         ``n_iter_no_change`` stop (with ``early_stopping=True`` the best
         validation epoch's weights are still restored); ``partial_fit`` keeps
         the rate constant. A quarter of ``epochs`` then trains the decoder
-        alone on the final codes. 0 trains a plain autoencoder. 1 with
-        ``batch_size=512`` and ``learning_rate=1e-2`` is what the benchmark
-        measures (see the user guide's page on structure). Needs X in memory:
-        a memmap or array-like is read whole, sparse X is refused; with
-        ``partial_fit`` each chunk's own graph is used.
+        alone on the final codes. 0 trains a plain autoencoder. With it on,
+        parameters left at "auto" take the term's recipe (the user guide's
+        page on structure): four hidden layers of 128, GELU, layer
+        normalisation, 512 edges a step at a learning rate of 1e-2. Needs X
+        in memory: a memmap or array-like is read whole, sparse X is refused;
+        with ``partial_fit`` each chunk's own graph is used.
 
     n_neighbors : int, default=15
         Neighbours of each row in the structure term's graph, as UMAP's
@@ -205,10 +206,12 @@ class AutoencoderTransformer(
     batch_size : "auto" or int, default="auto"
         Samples per gradient step (with ``structure_weight > 0``: graph edges,
         so twice as many rows). "auto": the power of two nearest to
-        n_samples / 40, between 32 and 128.
+        n_samples / 40, between 32 and 128; with ``structure_weight > 0``,
+        512 edges.
 
-    learning_rate : float, default=1e-3
-        Learning rate of the optimizer.
+    learning_rate : "auto" or float, default="auto"
+        Learning rate of the optimizer. "auto": 1e-3, or 1e-2 with
+        ``structure_weight > 0`` (its batches of 512 edges need it).
 
     optimizer : str, default="adam"
         Name of a Keras optimizer, e.g. "adam", "sgd", "rmsprop", "adadelta".
@@ -378,10 +381,10 @@ class AutoencoderTransformer(
         input_shape=None,
         encoder=None,
         decoder=None,
-        activation="relu",
+        activation="auto",
         code_activation=None,
         output_activation="auto",
-        normalization=None,
+        normalization="auto",
         scaling="auto",
         loss="auto",
         code_l1=0.0,
@@ -391,7 +394,7 @@ class AutoencoderTransformer(
         n_neighbors=15,
         epochs="auto",
         batch_size="auto",
-        learning_rate=1e-3,
+        learning_rate="auto",
         optimizer="adam",
         early_stopping=False,
         validation_fraction=0.1,
@@ -467,21 +470,20 @@ class AutoencoderTransformer(
 
         The first call builds the networks from X's shape; later calls continue
         from the weights reached (after :meth:`fit` too). The input scaling
-        statistics (``input_offset_``, ``input_scale_``) are those of all the
-        rows seen so far: when a chunk changes them, the first and last layers'
-        weights are re-expressed for the new scaling, so the transformer's maps
-        in the input's units are unchanged by the update itself (for networks
-        that start and end with Dense layers, as the built-in dense ones; other
-        networks see the new scaling as is and adapt to it while training). The
-        optimizer's state carries over between calls in one process (not
-        through pickling). Later calls train with the current ``loss``,
-        ``optimizer``, ``learning_rate``, ``batch_size``, ``noise``, ``masking``
-        and ``structure_weight``, with a new optimizer when :meth:`set_params`
+        statistics (``input_offset_``, ``input_scale_``) are those of all rows
+        seen so far: when a chunk changes them, networks that start and end
+        with Dense layers (the built-in dense ones) are re-expressed for the
+        new scaling, so their maps in the input's units are unchanged by the
+        update itself; others adapt to it while training. The optimizer's
+        state carries over between calls in one process (not through
+        pickling). Later calls train with the current ``loss``, ``optimizer``,
+        ``learning_rate``, ``batch_size``, ``noise``, ``masking`` and
+        ``structure_weight``, with a new optimizer when :meth:`set_params`
         changed one of them. A change to a parameter that shapes the networks
         (``n_components``, ``architecture``, ``hidden_layer_sizes``,
         ``input_shape``, ``encoder``, ``decoder``, ``init``, the activations,
-        ``normalization``, ``code_l1``) raises ``ValueError``, as
-        ``IncrementalPCA`` does for ``n_components``: :meth:`fit` starts over.
+        ``normalization``, ``code_l1``; "auto" keeps the fitted ones) raises
+        ``ValueError``, as ``IncrementalPCA`` does: :meth:`fit` starts over.
 
         Parameters
         ----------
@@ -528,13 +530,12 @@ class AutoencoderTransformer(
             fitted = _fit.fit(plan, data, previous)
         except _fit.FitInterrupted as exc:
             self._set_fitted(exc.fitted)
-            warnings.warn(
+            message = (
                 f"Training was interrupted after {exc.fitted.n_iter} epoch(s); the "
                 "transformer keeps the weights reached so far (the best ones with "
-                "early_stopping=True).",
-                UserWarning,
-                stacklevel=user_stacklevel(),
+                "early_stopping=True)."
             )
+            warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
             raise KeyboardInterrupt from exc
         except BaseException:
             if previous is None:
@@ -561,8 +562,7 @@ class AutoencoderTransformer(
         public = [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
         return {k: v for k, v in vars(self).items() if k in private or k in public}
 
-    def _reset(self):
-        # A failed or interrupted refit must not leave attributes of two fits.
+    def _reset(self):  # A failed refit must not leave attributes of two fits.
         for name in self._fitted_state():
             delattr(self, name)
 

@@ -40,7 +40,7 @@ PARAMETER_CONSTRAINTS = {
     "activation": [str, None],
     "code_activation": [str, None],
     "output_activation": [str, None],
-    "normalization": [StrOptions(set(NORMALIZATIONS)), None],
+    "normalization": [StrOptions({"auto", *NORMALIZATIONS}), None],
     "scaling": [StrOptions({"auto", *SCALINGS}), None],
     "loss": [StrOptions({"auto", *LOSSES})],
     "code_l1": [Interval(Real, 0, None, closed="left")],
@@ -53,7 +53,7 @@ PARAMETER_CONSTRAINTS = {
         StrOptions({"auto"}),
         Interval(Integral, 1, None, closed="left"),
     ],
-    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
     "optimizer": [str],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -69,8 +69,9 @@ PARAMETER_CONSTRAINTS = {
 class Plan:
     """The parameters of one ``fit`` or ``partial_fit`` call, checked and resolved.
 
-    Fields hold the parameters as given, except: ``scaling``, ``loss`` and
-    ``init`` are resolved ("auto" replaced); ``hidden_layer_sizes`` and
+    Fields hold the parameters as given, except: ``scaling``, ``loss``,
+    ``init``, ``activation``, ``normalization`` and the trainer's
+    ``learning_rate`` are resolved ("auto" replaced); ``hidden_layer_sizes`` and
     ``input_shape`` are tuples of ints, or None for "auto" and None;
     ``callbacks`` is a tuple. ``scaling_param`` is the parameter as given, for
     messages. ``search`` says ``fit`` searches the code size for a fraction of
@@ -130,6 +131,8 @@ class Plan:
     def batch_size_for(self, n_rows):
         """``batch_size``, with "auto" resolved for ``n_rows`` training rows."""
         if self.batch_size == "auto":
+            if self.structure_weight > 0:
+                return STRUCTURE_RECIPE["batch_size"]
             return auto_batch_size(n_rows)
         return self.batch_size
 
@@ -168,7 +171,7 @@ def make_plan(estimator, *, incremental, fitted=None):
     # which one; and it would come only after the neighbour graph.
     for name in ("activation", "code_activation", "output_activation"):
         value = getattr(est, name)
-        if value is None or (name == "output_activation" and value == "auto"):
+        if value is None or (name != "code_activation" and value == "auto"):
             continue
         try:
             keras.activations.get(value)
@@ -180,8 +183,10 @@ def make_plan(estimator, *, incremental, fitted=None):
     # Before the first Keras object: a backend switched since import (one
     # process runs one) fails here, clearly, not deep inside Keras.
     _backend.check_unchanged()
+    structured = est.structure_weight > 0
+    learning_rate = _auto(est, "learning_rate", structured)
     try:
-        _compat.new_optimizer(est.optimizer, est.learning_rate)
+        _compat.new_optimizer(est.optimizer, learning_rate)
     except Exception as exc:
         raise ValueError(
             "Expected the name of a Keras optimizer, such as 'adam' or 'sgd'. "
@@ -235,7 +240,9 @@ def make_plan(estimator, *, incremental, fitted=None):
         and est.structure_weight == 0
         and est.code_l1 == 0
     )
-    built_with = network_params(est)
+    activation = _auto(est, "activation", structured)
+    normalization = _auto(est, "normalization", structured)
+    built_with = network_params(est, activation, normalization)
     if fitted is not None:
         _check_same_networks(est, fitted, built_with, input_shape)
     return Plan(
@@ -248,10 +255,10 @@ def make_plan(estimator, *, incremental, fitted=None):
         input_shape=input_shape,
         encoder=est.encoder,
         decoder=est.decoder,
-        activation=est.activation,
+        activation=activation,
         code_activation=est.code_activation,
         output_activation=est.output_activation,
-        normalization=est.normalization,
+        normalization=normalization,
         scaling=scaling,
         scaling_param=est.scaling,
         loss=loss,
@@ -266,7 +273,7 @@ def make_plan(estimator, *, incremental, fitted=None):
         trainer=TrainerOptions(
             loss=loss,
             optimizer=est.optimizer,
-            learning_rate=est.learning_rate,
+            learning_rate=learning_rate,
             batch_size=est.batch_size,
             noise=est.noise,
             masking=est.masking,
@@ -281,6 +288,30 @@ def make_plan(estimator, *, incremental, fitted=None):
         callbacks=callbacks,
         network_params=built_with,
     )
+
+
+# What "auto" gives activation, normalization, learning_rate and batch_size,
+# without and with the structure term (``hidden_layer_sizes="auto"``: see
+# :func:`skae.architectures.auto_hidden_layer_sizes`). The structure term's
+# recipe was measured on MNIST 10k through PCA(100), seeds 0-2: held-out kNN
+# accuracy 0.933 against 0.920 with three ReLU layers of 128 without
+# normalisation, in 1.6 times the fit; 512 edges a step needs the larger
+# rate (at 1e-3: kNN 0.891); docs/user_guide/structure.rst.
+PLAIN_RECIPE = {"activation": "relu", "normalization": None, "learning_rate": 1e-3}
+STRUCTURE_RECIPE = {
+    "activation": "gelu",
+    "normalization": "layer",
+    "learning_rate": 1e-2,
+    "batch_size": 512,
+}
+
+
+def _auto(est, name, structured):
+    """The parameter ``name``, its "auto" replaced by the recipe's value."""
+    value = getattr(est, name)
+    if isinstance(value, str) and value == "auto":
+        return (STRUCTURE_RECIPE if structured else PLAIN_RECIPE)[name]
+    return value
 
 
 def pca_start_problems(est, loss):
@@ -325,14 +356,15 @@ def _resolve_init(est, loss):
     return est.init
 
 
-def network_params(est):
+def network_params(est, activation, normalization):
     """The parameters that shape ``est``'s networks, as plain data.
 
     What the networks of a fit were built from, kept with them so that a
     later ``partial_fit`` call can tell that :meth:`set_params` changed one.
     A user's encoder or decoder is described by what builds the same
     network: a template model's config (its weights are drawn anew anyway),
-    a builder's name.
+    a builder's name. ``activation`` and ``normalization``: the values used,
+    "auto" resolved.
     """
     n = est.n_components
     return {
@@ -342,10 +374,10 @@ def network_params(est):
         "architecture": est.architecture,
         "encoder": _describe_network(est.encoder),
         "decoder": _describe_network(est.decoder),
-        "activation": est.activation,
+        "activation": activation,
         "code_activation": est.code_activation,
         "output_activation": est.output_activation,
-        "normalization": est.normalization,
+        "normalization": normalization,
         "code_l1": float(est.code_l1),
     }
 
@@ -414,6 +446,10 @@ def _check_same_networks(est, fitted, current, input_shape):
     for name, value in built.items():
         if name in _BUILT_IN_ONLY and (pca or not builds):
             continue
+        # "auto" takes the fitted networks' activation or normalization, as
+        # it takes their start (the structure term may have been set since).
+        if name in _AUTO and getattr(est, name) == "auto":
+            continue
         if name != "n_components" and current[name] != value:
             changed[name] = value
     if changed:
@@ -426,6 +462,7 @@ def _check_same_networks(est, fitted, current, input_shape):
         )
 
 
+_AUTO = ("activation", "normalization")
 _BUILT_IN_ONLY = (
     "activation",
     "code_activation",

@@ -436,7 +436,7 @@ def test_auto_hidden_layer_sizes_halve_down_to_four_times_the_code(
 
 
 @pytest.mark.parametrize("n_components, width", [(2, 128), (32, 128), (40, 160)])
-def test_auto_hidden_layer_sizes_with_structure_are_three_equal_layers(
+def test_auto_hidden_layer_sizes_with_structure_are_four_equal_layers(
     n_components, width
 ):
-    assert auto_hidden_layer_sizes(784, n_components, structure=True) == (width,) * 3
+    assert auto_hidden_layer_sizes(784, n_components, structure=True) == (width,) * 4

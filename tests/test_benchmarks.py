@@ -133,7 +133,7 @@ def test_speed_of_one_backend_quick_end_to_end(tmp_path):
 
 def test_speed_quick_end_to_end(tmp_path):
     out = tmp_path / "out"
-    run_module("benchmarks.speed", "--quick", "--out", str(out))
+    run_module("benchmarks.speed", "--quick", "--structured", "--out", str(out))
 
     result = json.loads((out / "speed.json").read_text())
     training = result["training"]
@@ -173,6 +173,30 @@ def test_speed_quick_end_to_end(tmp_path):
     assert "## Fixed cost" in speed_md and "repeated fit:" in speed_md
     assert "| NumPy reference forward pass |" in speed_md
     assert "skae / NumPy reference throughput" in speed_md
+    # The structured fit's section: the quick run's two schedules, no UMAP.
+    structured = result["structured"]
+    assert [f["epochs"] for f in structured["fits"]] == [2, 1]
+    first, second = structured["fits"]
+    assert first["gflop"] == pytest.approx(2 * second["gflop"])
+    for fit in structured["fits"]:
+        assert 0 < fit["floor_seconds"] < fit["metrics"]["fit_seconds"]
+        assert 0 <= fit["metrics"]["knn_accuracy"] <= 1
+    assert structured["umap"] is None
+    assert "## Structured fit against UMAP's" in speed_md
+
+
+def test_structured_flops_count_the_fitted_networks_layers():
+    from benchmarks._timing import dense_flops_per_sample
+    from benchmarks.structured_speed import structured_flops
+    from skae import AutoencoderTransformer
+
+    X = np.random.RandomState(0).normal(size=(60, 7))
+    ae = AutoencoderTransformer(
+        3, structure_weight=1.0, hidden_layer_sizes=(9, 5), epochs=1, random_state=0
+    ).fit(X)
+    per_row = dense_flops_per_sample([ae.encoder_, ae.decoder_])
+    # 4 epochs of 100 edges: 800 rows through both networks.
+    assert structured_flops(7, (9, 5), 3, 100, 4) == per_row * 800
 
 
 def test_speed_refuses_fewer_samples_than_a_batch(tmp_path):

@@ -125,7 +125,7 @@ def test_build_makes_the_networks_the_plan_describes():
     "params, input_shape, hidden",
     [
         (dict(), (64,), auto_hidden_layer_sizes(64, 2)),
-        (dict(structure_weight=1.0), (64,), (128, 128, 128)),
+        (dict(structure_weight=1.0), (64,), (128, 128, 128, 128)),
         (dict(architecture="conv"), (8, 8), CONV_AUTO_FILTERS),
     ],
     ids=["dense", "structured", "conv"],

@@ -390,6 +390,41 @@ def test_plan_resolves_auto_epochs_and_batch_size_for_the_rows():
 
 
 @pytest.mark.parametrize(
+    "params, expected",
+    [
+        (dict(), ("relu", None, 1e-3, 64)),
+        (dict(structure_weight=1.0), ("gelu", "layer", 1e-2, 512)),
+        (dict(structure_weight=0.5, activation="tanh"), ("tanh", "layer", 1e-2, 512)),
+        (
+            dict(structure_weight=1.0, normalization=None, learning_rate=3e-3),
+            ("gelu", None, 3e-3, 512),
+        ),
+        (dict(structure_weight=1.0, batch_size=100), ("gelu", "layer", 1e-2, 100)),
+    ],
+)
+def test_auto_training_parameters_follow_the_structure_term(params, expected):
+    plan = make_plan(AutoencoderTransformer(**params), incremental=False)
+    resolved = (
+        plan.activation,
+        plan.normalization,
+        plan.trainer.learning_rate,
+        plan.batch_size_for(2560),
+    )
+    assert resolved == expected
+
+
+def test_auto_activation_continues_the_fitted_networks(X):
+    # The structure term set after fit: "auto" keeps the networks' ReLU and
+    # no normalisation; an explicit value that differs is refused.
+    ae = AutoencoderTransformer(code_l1=1e-12, **SMALL).fit(X)
+    ae.set_params(structure_weight=1.0, batch_size=16).partial_fit(X)
+    assert ae.n_iter_ == SMALL["epochs"] + 1
+    with pytest.raises(ValueError, match=r"activation='relu'.*Received: activation"):
+        ae.set_params(activation="gelu").partial_fit(X)
+    ae.set_params(activation="relu").partial_fit(X)
+
+
+@pytest.mark.parametrize(
     "params, scaling, loss",
     [
         (dict(), "center", "mse"),
