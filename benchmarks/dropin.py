@@ -103,6 +103,7 @@ def run_case(X, y, task, k, standardise, seed):
         }
         if name == "ae":
             result[name]["solution"] = getattr(reducer, "solution_", "autoencoder")
+            result[name]["validation_errors"] = reducer.validation_errors_
             result[name]["init"] = reducer.init_
             result[name]["n_iter"] = int(reducer.n_iter_)
     result["ratio"] = result["ae"]["mse"] / max(result["pca"]["mse"], 1e-300)

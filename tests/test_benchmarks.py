@@ -185,6 +185,31 @@ def test_speed_quick_end_to_end(tmp_path):
     assert "## Structured fit against UMAP's" in speed_md
 
 
+def test_dropin_frontier_keeps_the_codes_only_past_the_margin():
+    from benchmarks.dropin_frontier import frontier
+
+    def run(solution, ratio, difference, errors=None):
+        ae = {"solution": solution, "validation_errors": errors}
+        return {"ae": ae, "ratio": ratio, "downstream_difference": difference}
+
+    errors = {"pca": 1.0, "pca_decoder": 0.8, "autoencoder": 0.6}
+    fits = [
+        # Codes 25% below the decoder's error: kept up to a margin of 0.25.
+        {
+            "case": ("a", False, 2),
+            "kept": run("autoencoder", 0.5, -0.04, errors),
+            "without": run("pca_decoder", 0.8, 0.0),
+        },
+        {"case": ("b", False, 2), "kept": run("pca", 1.0, 0.0)},
+    ]
+    loose, strict = frontier(fits, margins=(0.2, 0.3))
+    assert loose["codes_kept"] == 1 and strict["codes_kept"] == 0
+    assert loose["geometric_mean_ratio"] == pytest.approx(np.sqrt(0.5))
+    assert loose["min_downstream_difference"] == -0.04
+    assert strict["geometric_mean_ratio"] == pytest.approx(np.sqrt(0.8))
+    assert strict["mean_downstream_difference"] == 0.0
+
+
 def test_structured_flops_count_the_fitted_networks_layers():
     from benchmarks._timing import dense_flops_per_sample
     from benchmarks.structured_speed import structured_flops
