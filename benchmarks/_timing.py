@@ -1,6 +1,7 @@
 """Timing helpers of ``benchmarks.speed``: best and median times, alternated
-contenders, the plain NumPy forward pass that ``transform`` is held to, and
-the fixed cost of a fit, and the machine's float32 matmul peak.
+contenders, the plain NumPy forward pass that ``transform`` is held to, the
+fixed cost of a fit, the machine's float32 matmul peak and the dense layers'
+FLOPs.
 """
 
 import statistics
