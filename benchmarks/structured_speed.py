@@ -46,9 +46,10 @@ def structured_flops(n_features, hidden, n_components, edges_per_epoch, epochs):
 def edges_per_epoch(X, n_neighbors, batch_size):
     """The edges a structured epoch draws: its steps times ``batch_size``."""
     from skae._structure import neighbour_graph
+    from skae._training import structured_steps
 
-    weight = neighbour_graph(np.asarray(X, np.float64), n_neighbors).weights.sum()
-    return max(1, round(weight / batch_size)) * batch_size
+    graph = neighbour_graph(np.asarray(X, np.float64), n_neighbors)
+    return structured_steps(graph, batch_size) * batch_size
 
 
 def run(peak_gflops, *, quick=False, data_home=None, log=print):

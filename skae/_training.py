@@ -415,13 +415,8 @@ class Trainer:
         return count_batches(rows.n, self.batch_size, chunk_rows)
 
     def structured_steps(self, rows):
-        """Steps of one epoch with the structure term, at least one.
-
-        As in UMAP, an epoch draws as many edges as the graph's total weight
-        (about 1.5 log2(n_neighbors) per row), so the structure term sees a
-        whole graph's worth of pairs per epoch.
-        """
-        return max(1, round(rows.graph.weights.sum() / self.batch_size))
+        """Steps of one epoch with the structure term (:func:`structured_steps`)."""
+        return structured_steps(rows.graph, self.batch_size)
 
     def _structured_epoch(self, rows, rng, first_step, noise, progress, xla):
         # UMAP anneals its learning rate linearly to zero over the epochs: the
@@ -648,6 +643,16 @@ def train(trainer, train_rows, val_rows, schedule, rng):
             stacklevel=user_stacklevel(),
         )
     return history, n_iter
+
+
+def structured_steps(graph, batch_size):
+    """Steps of one epoch with the structure term, at least one.
+
+    As in UMAP, an epoch draws as many edges as the graph's total weight
+    (about 1.5 log2(n_neighbors) per row), so the structure term sees a
+    whole graph's worth of pairs per epoch.
+    """
+    return max(1, round(graph.weights.sum() / batch_size))
 
 
 def _xla_or_graph(fn):
