@@ -66,8 +66,25 @@ def _knn_score(Z_train, y_train, Z_test, y_test, task):
     return float(knn.fit(Z_train, y_train).score(Z_test, y_test))
 
 
-def run_case(X, y, task, k, standardise, seed):
-    """One split, one seed: PCA's and the autoencoder's figures."""
+def linear_loss(codes, scores):
+    """The fraction of PCA's score variance an affine map of ``codes`` misses.
+
+    Least squares on the same rows. 0 for codes that are PCA's scores up to an
+    invertible affine map, which a linear model downstream reads as it reads
+    PCA's; it grows as the codes bend what PCA's scores hold linearly.
+    """
+    design = np.c_[codes, np.ones(len(codes))]
+    coef, *_ = np.linalg.lstsq(design, scores, rcond=None)
+    centred = scores - scores.mean(axis=0)
+    return float(np.sum((design @ coef - scores) ** 2) / np.sum(centred**2))
+
+
+def run_case(X, y, task, k, standardise, seed, params=None):
+    """One split, one seed: PCA's and the autoencoder's figures.
+
+    ``params``: the autoencoder's parameters other than the defaults, for lab
+    runs (``benchmarks.recipes``); the drop-in report uses none.
+    """
     from sklearn.decomposition import PCA
     from sklearn.model_selection import train_test_split
 
@@ -80,7 +97,7 @@ def run_case(X, y, task, k, standardise, seed):
     result = {}
     for name, reducer in (
         ("pca", PCA(k, random_state=seed)),
-        ("ae", AutoencoderTransformer(k, random_state=seed)),
+        ("ae", AutoencoderTransformer(k, random_state=seed, **(params or {}))),
     ):
         pipe = _pipeline(reducer, task, standardise)
         start = time.perf_counter()
@@ -101,7 +118,10 @@ def run_case(X, y, task, k, standardise, seed):
             "knn": _knn_score(Z_train, y_train, Z_test, y_test, task),
             "fit_s": fit,
         }
+        if name == "pca":
+            pca_scores = Z_train
         if name == "ae":
+            result[name]["linear_loss"] = linear_loss(Z_train, pca_scores)
             result[name]["solution"] = getattr(reducer, "solution_", "autoencoder")
             result[name]["validation_errors"] = reducer.validation_errors_
             result[name]["init"] = reducer.init_
@@ -122,7 +142,7 @@ def _mean(runs, *keys):
     return float(np.mean(values))
 
 
-def time_small_fit(repeats=3):
+def time_small_fit(repeats=3, params=None):
     """Best of ``repeats`` fits of 200 rows x 13 features, the issue's size."""
     from skae import AutoencoderTransformer
 
@@ -132,7 +152,7 @@ def time_small_fit(repeats=3):
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            AutoencoderTransformer(random_state=seed).fit(X)
+            AutoencoderTransformer(random_state=seed, **(params or {})).fit(X)
         times.append(time.perf_counter() - start)
     return min(times), times
 
@@ -216,6 +236,53 @@ def render(results):
     return "\n".join(lines)
 
 
+def run_cases(names, seeds, params=None, *, start=None):
+    """Every case of the data sets ``names``: a list of case records, the
+    data sets skipped (package not installed) and the sources of the others.
+    """
+    from benchmarks._tabular import LOADERS
+
+    start = time.perf_counter() if start is None else start
+    cases, skipped, sources = [], {}, {}
+    for name in names:
+        try:
+            X, y, task, source = LOADERS[name]()
+        except ImportError as exc:
+            skipped[name] = str(exc).splitlines()[0]
+            continue
+        sources[name] = source
+        for standardise in (False, True):
+            for k in code_sizes(X.shape[1]):
+                runs = [run_case(X, y, task, k, standardise, s, params) for s in seeds]
+                ratios = [r["ratio"] for r in runs]
+                case = {
+                    "dataset": name,
+                    "shape": list(X.shape),
+                    "task": task,
+                    "prep": "std" if standardise else "raw",
+                    "k": k,
+                    "runs": runs,
+                    "ratio_mean": _mean(runs, "ratio"),
+                    "ratio_std": float(np.std(ratios, ddof=1)) if seeds[1:] else 0.0,
+                    "downstream_difference_mean": _mean(runs, "downstream_difference"),
+                    "pca_downstream": _mean(runs, "pca", "downstream"),
+                    "ae_downstream": _mean(runs, "ae", "downstream"),
+                    "pca_knn": _mean(runs, "pca", "knn"),
+                    "ae_knn": _mean(runs, "ae", "knn"),
+                    "ae_fit_s": float(np.median([r["ae"]["fit_s"] for r in runs])),
+                    "solutions": "/".join(r["ae"]["solution"][:3] for r in runs),
+                }
+                cases.append(case)
+                print(
+                    f"[{time.perf_counter() - start:7.1f}s] {name} {case['prep']} "
+                    f"k={k}: ratio {case['ratio_mean']:.3f}, downstream "
+                    f"{case['pca_downstream']:.3f} -> {case['ae_downstream']:.3f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return cases, skipped, sources
+
+
 def main(argv=None):
     from benchmarks import _env
     from benchmarks._tabular import LOADERS
@@ -235,47 +302,11 @@ def main(argv=None):
         "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]),
         "environment": _env.environment(),
         "seeds": seeds,
-        "cases": [],
-        "skipped": {},
-        "sources": {},
     }
     start = time.perf_counter()
-    for name in names:
-        try:
-            X, y, task, source = LOADERS[name]()
-        except ImportError as exc:
-            results["skipped"][name] = str(exc).splitlines()[0]
-            continue
-        results["sources"][name] = source
-        for standardise in (False, True):
-            for k in code_sizes(X.shape[1]):
-                runs = [run_case(X, y, task, k, standardise, s) for s in seeds]
-                ratios = [r["ratio"] for r in runs]
-                case = {
-                    "dataset": name,
-                    "shape": list(X.shape),
-                    "task": task,
-                    "prep": "std" if standardise else "raw",
-                    "k": k,
-                    "runs": runs,
-                    "ratio_mean": _mean(runs, "ratio"),
-                    "ratio_std": float(np.std(ratios, ddof=1)) if seeds[1:] else 0.0,
-                    "downstream_difference_mean": _mean(runs, "downstream_difference"),
-                    "pca_downstream": _mean(runs, "pca", "downstream"),
-                    "ae_downstream": _mean(runs, "ae", "downstream"),
-                    "pca_knn": _mean(runs, "pca", "knn"),
-                    "ae_knn": _mean(runs, "ae", "knn"),
-                    "ae_fit_s": float(np.median([r["ae"]["fit_s"] for r in runs])),
-                    "solutions": "/".join(r["ae"]["solution"][:3] for r in runs),
-                }
-                results["cases"].append(case)
-                print(
-                    f"[{time.perf_counter() - start:7.1f}s] {name} {case['prep']} "
-                    f"k={k}: ratio {case['ratio_mean']:.3f}, downstream "
-                    f"{case['pca_downstream']:.3f} -> {case['ae_downstream']:.3f}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    results["cases"], results["skipped"], results["sources"] = run_cases(
+        names, seeds, start=start
+    )
     if not results["cases"]:
         print(f"{PROG}: error: no data set could be loaded", file=sys.stderr)
         return 1

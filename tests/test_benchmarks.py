@@ -210,6 +210,42 @@ def test_dropin_frontier_keeps_the_codes_only_past_the_margin():
     assert strict["mean_downstream_difference"] == 0.0
 
 
+def test_linear_loss_is_zero_for_affine_maps_of_pca_scores_only():
+    from benchmarks.dropin import linear_loss
+
+    rng = np.random.RandomState(0)
+    scores = rng.normal(size=(200, 2)) * [3.0, 1.0]
+    mixed = scores @ [[0.5, 2.0], [-1.0, 0.3]] + [4.0, -2.0]
+    assert linear_loss(mixed, scores) == pytest.approx(0.0, abs=1e-12)
+    # Codes that keep the first score and fold the second: the second's
+    # variance (a tenth of the total) is what an affine map misses.
+    folded = np.c_[scores[:, 0], np.abs(scores[:, 1])]
+    assert 0.08 < linear_loss(folded, scores) < 0.12
+    assert linear_loss(rng.normal(size=(200, 2)), scores) > 0.9
+
+
+def test_dropin_frontier_bounds_the_codes_linear_loss():
+    from benchmarks.dropin_frontier import linear_frontier
+
+    def run(solution, ratio, difference, loss=None):
+        ae = {"solution": solution, "linear_loss": loss}
+        return {"ae": ae, "ratio": ratio, "downstream_difference": difference}
+
+    fits = [
+        {
+            "case": ("a", False, 2),
+            "kept": run("autoencoder", 0.5, -0.04, loss=0.12),
+            "without": run("pca_decoder", 0.8, 0.0),
+        },
+        {"case": ("b", False, 2), "kept": run("autoencoder", 0.7, 0.01, loss=0.01)},
+    ]
+    loose, strict = linear_frontier(fits, losses=(0.15, 0.1))
+    assert loose["codes_kept"] == 2 and strict["codes_kept"] == 1
+    assert loose["min_downstream_difference"] == -0.04
+    assert strict["mean_downstream_difference"] == pytest.approx(0.005)
+    assert strict["geometric_mean_ratio"] == pytest.approx(np.sqrt(0.8 * 0.7))
+
+
 def test_structured_flops_count_the_fitted_networks_layers():
     from benchmarks._timing import dense_flops_per_sample
     from benchmarks.structured_speed import structured_flops
@@ -291,6 +327,10 @@ def test_dropin_quick_end_to_end(tmp_path):
         assert run["ratio"] == pytest.approx(run["ae"]["mse"] / run["pca"]["mse"])
         assert run["ae"]["solution"] in {"autoencoder", "pca"}
         assert all(is_finite_number(run[m]["downstream"]) for m in ("ae", "pca"))
+        # PCA's codes, whichever network rebuilds them, are PCA's scores.
+        assert 0 <= run["ae"]["linear_loss"] <= 1
+        if run["ae"]["solution"] != "autoencoder":
+            assert run["ae"]["linear_loss"] < 1e-8
     summary = result["summary"]
     assert summary["cases"] == summary["runs"] == 6
     ratios = [c["ratio_mean"] for c in result["cases"]]
