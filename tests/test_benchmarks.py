@@ -341,6 +341,23 @@ def test_dropin_quick_end_to_end(tmp_path):
     assert f"**{summary['cases_over_ratio']} of 6 cases reconstruct worse" in text
 
 
+def test_recipes_score_images_and_tables_per_recipe(tmp_path):
+    from benchmarks import recipes
+
+    argv = ["--recipes", "gelu-layer", "--images", "digits", "--tables", "wine"]
+    assert recipes.main([*argv, "--seeds", "0", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "recipes.json").read_text())
+    (name,) = result["recipes"]
+    recipe = result["recipes"][name]
+    assert name == "gelu-layer" and recipe["params"] == recipes.GELU_LAYER
+    ((run,),) = recipe["images"].values()
+    assert 0.5 < run["knn"] <= 1 and 0.5 < run["trustworthiness"] <= 1
+    assert run["fit_s"] > 0 and run["n_iter"] >= 1
+    assert [c["dataset"] for c in recipe["cases"]] == ["wine"] * 4
+    assert recipe["tables"]["cases"] == 4 and recipe["small_fit_s"] > 0
+    assert recipes.main(["--recipes", "nope", "--out", str(tmp_path)]) == 2
+
+
 def test_dropin_skips_a_data_set_whose_package_is_missing(tmp_path, monkeypatch):
     from benchmarks import _tabular, dropin
 
