@@ -10,7 +10,10 @@ differences). This lab run scores each recipe below on both, in one process:
 - ``gelu-layer``: GELU, layer normalisation, learning rate 3e-3 (the structure
   term's activation and normalisation, at a rate between the two recipes');
 - ``gelu-layer-patient``: that, with ``n_iter_no_change=30``, so that fits on
-  small data run nearer their epoch budget.
+  small data run nearer their epoch budget;
+- ``noise-0.3``, ``noise-0``, ``gelu-layer-noise-0.3``, ``gelu-layer-noise-0``:
+  the defaults and ``gelu-layer`` with less input noise than the default 0.7
+  (``--recipes`` picks; all by default).
 
 Writes ``recipes.json`` into ``--out`` and prints one line per recipe.
 """
@@ -32,6 +35,10 @@ RECIPES = {
     "defaults": {},
     "gelu-layer": GELU_LAYER,
     "gelu-layer-patient": {**GELU_LAYER, "n_iter_no_change": 30},
+    "noise-0.3": {"noise": 0.3},
+    "noise-0": {"noise": 0.0},
+    "gelu-layer-noise-0.3": {**GELU_LAYER, "noise": 0.3},
+    "gelu-layer-noise-0": {**GELU_LAYER, "noise": 0.0},
 }
 
 
