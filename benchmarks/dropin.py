@@ -237,8 +237,10 @@ def render(results):
 
 
 def run_cases(names, seeds, params=None, *, start=None):
-    """Every case of the data sets ``names``: a list of case records, the
-    data sets skipped (package not installed) and the sources of the others.
+    """Every case of the data sets ``names``, seeds ``seeds``.
+
+    Returns the case records, the data sets skipped (their package is not
+    installed, with why) and the sources of the others.
     """
     from benchmarks._tabular import LOADERS
 

@@ -112,6 +112,7 @@ def _line(name, result):
 
 
 def main(argv=None):
+    from benchmarks._data import DATASETS
     from benchmarks._tabular import LOADERS
 
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
@@ -121,10 +122,15 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("benchmark-results"))
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.recipes) - set(RECIPES))
-    if unknown:
-        print(f"{PROG}: error: unknown recipes {unknown}", file=sys.stderr)
-        return 2
+    for kind, names, known in (
+        ("recipes", args.recipes, RECIPES),
+        ("images", args.images, DATASETS),
+        ("tables", args.tables, LOADERS),
+    ):
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            print(f"{PROG}: error: unknown {kind} {unknown}", file=sys.stderr)
+            return 2
     results = {
         "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]),
         "seeds": args.seeds,
@@ -136,7 +142,8 @@ def main(argv=None):
         for image in args.images:
             result["images"][image] = image_codes(image, args.seeds, params)
         if args.tables:
-            cases, _, _ = dropin.run_cases(args.tables, args.seeds, params)
+            cases, skipped, _ = dropin.run_cases(args.tables, args.seeds, params)
+            result["skipped"] = skipped
             result["tables"] = dropin.summarise(cases)
             result["cases"] = [_compact(case) for case in cases]
             result["small_fit_s"], _ = dropin.time_small_fit(params=params)

@@ -355,7 +355,8 @@ def test_recipes_score_images_and_tables_per_recipe(tmp_path):
     assert run["fit_s"] > 0 and run["n_iter"] >= 1
     assert [c["dataset"] for c in recipe["cases"]] == ["wine"] * 4
     assert recipe["tables"]["cases"] == 4 and recipe["small_fit_s"] > 0
-    assert recipes.main(["--recipes", "nope", "--out", str(tmp_path)]) == 2
+    for kind in ("--recipes", "--images", "--tables"):
+        assert recipes.main([kind, "nope", "--out", str(tmp_path)]) == 2
 
 
 def test_dropin_skips_a_data_set_whose_package_is_missing(tmp_path, monkeypatch):
