@@ -359,6 +359,17 @@ def test_recipes_score_images_and_tables_per_recipe(tmp_path):
         assert recipes.main([kind, "nope", "--out", str(tmp_path)]) == 2
 
 
+def test_recipes_params_reach_the_fits():
+    from benchmarks import dropin, recipes
+    from benchmarks._tabular import LOADERS
+
+    (run,) = recipes.image_codes("digits", [0], {"epochs": 2})
+    assert run["n_iter"] == 2
+    X, y, task, _ = LOADERS["wine"]()
+    case = dropin.run_case(X, y, task, 2, True, 0, params={"epochs": 3})
+    assert case["ae"]["n_iter"] <= 3
+
+
 def test_dropin_skips_a_data_set_whose_package_is_missing(tmp_path, monkeypatch):
     from benchmarks import _tabular, dropin
 
