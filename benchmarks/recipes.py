@@ -25,9 +25,8 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks import _env, dropin
+from benchmarks._report import aggregate, format_mean_std
 
 PROG = "python -m benchmarks.recipes"
 GELU_LAYER = {"activation": "gelu", "normalization": "layer", "learning_rate": 3e-3}
@@ -84,20 +83,16 @@ def _compact(case):
     return {key: case[key] for key in CASE_KEYS}
 
 
-def _mean_std(runs, key):
-    values = [run[key] for run in runs]
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if values[1:] else 0.0
-
-
 def _line(name, result):
     parts = [f"{name}:"]
     for image, runs in result["images"].items():
-        knn, knn_std = _mean_std(runs, "knn")
-        trust, trust_std = _mean_std(runs, "trustworthiness")
-        fit, _ = _mean_std(runs, "fit_s")
+        knn, trust, fit = (
+            aggregate([run[key] for run in runs])
+            for key in ("knn", "trustworthiness", "fit_s")
+        )
         parts.append(
-            f"{image} 2-D kNN {knn:.3f} ± {knn_std:.3f}, trust {trust:.3f} ± "
-            f"{trust_std:.3f}, fit {fit:.1f} s;"
+            f"{image} 2-D kNN {format_mean_std(knn)}, trust "
+            f"{format_mean_std(trust)}, fit {fit['mean']:.1f} s;"
         )
     s = result["tables"]
     if s is not None:
